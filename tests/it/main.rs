@@ -1,1 +1,29 @@
+//! The one integration-test binary: it starts the real example binaries on
+//! port 0 and drives them over real sockets (ripgrep's `tests/it` layout).
+//!
+//! Build the examples first (`cargo test` does; `cargo test --test it`
+//! alone does not: run `cargo build --examples`).
+//!
+//! One module per area:
+//! - `harness`: starting servers, raw connections, response parsing.
+//! - `http1`: keep-alive, pipelining, chunked bodies, 100-continue, HEAD,
+//!   HTTP/1.0, Date/Server headers.
+//! - `limits`: 414, 431 and 413 at Gunicorn's limits and the flags'.
+//! - `timeouts`: slow clients, idle keep-alive, request deadline, panics.
+//! - `proxy`: forwarded headers and `--forwarded-allow-ips`.
+//! - `unix_socket`: Unix sockets, several binds, IPv6.
+//! - `config_cli`: flags, config file, environment, precedence, messages.
+//! - `access_log`: Gunicorn's access log format and the JSON-lines log.
+//! - `conformance`: Gunicorn's request-parser corpus replayed over sockets.
+//! - `prefork`: the master's signals, workers, recycling and upgrades.
 
+mod access_log;
+mod config_cli;
+mod conformance;
+mod harness;
+mod http1;
+mod limits;
+mod prefork;
+mod proxy;
+mod timeouts;
+mod unix_socket;

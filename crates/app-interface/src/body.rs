@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use futures_core::Stream;
-use http_body_util::BodyExt;
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 
 use crate::BoxError;
 
@@ -105,16 +105,20 @@ impl Body {
     /// how an application streams a response it produces over time.
     pub fn channel(buffer: usize) -> (BodySender, Body) {
         let (tx, rx) = mpsc::channel(buffer);
-        (BodySender { tx }, Body {
-            kind: Kind::Channel(rx),
-        })
+        (
+            BodySender { tx },
+            Body {
+                kind: Kind::Channel(rx),
+            },
+        )
     }
 
     /// The next chunk of data, `None` at the end. Trailers are skipped.
     pub async fn chunk(&mut self) -> Option<Result<Bytes, BodyError>> {
         loop {
             let frame =
-                std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *self), cx)).await;
+                std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *self), cx))
+                    .await;
             match frame? {
                 Ok(frame) => match frame.into_data() {
                     Ok(data) => return Some(Ok(data)),

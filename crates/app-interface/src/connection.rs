@@ -95,3 +95,24 @@ pub struct WorkerInfo {
     /// The worker's process id.
     pub pid: u32,
 }
+
+/// A request's header fields in the order they arrived, repeats kept.
+///
+/// `http::HeaderMap` groups the values of a name together (names in order
+/// of first arrival), so `A: 1`, `B: 2`, `A: 3` iterates as `A, A, B`. The
+/// server recovers the true order from the raw head when it can and puts a
+/// `HeaderOrder` in the request's extensions; read it with
+/// [`HeaderOrder::of`], which falls back to the map's order.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderOrder(pub Vec<(http::HeaderName, http::HeaderValue)>);
+
+impl HeaderOrder {
+    /// The request's header fields in arrival order when the server recorded
+    /// it, else in `HeaderMap` order.
+    pub fn of(request: &Request) -> Vec<(&http::HeaderName, &http::HeaderValue)> {
+        match request.extensions().get::<HeaderOrder>() {
+            Some(order) => order.0.iter().map(|(n, v)| (n, v)).collect(),
+            None => request.headers().iter().collect(),
+        }
+    }
+}

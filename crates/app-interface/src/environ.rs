@@ -23,10 +23,7 @@ pub fn environ(request: &Request) -> BTreeMap<String, String> {
         "QUERY_STRING".into(),
         request.uri().query().unwrap_or("").into(),
     );
-    env.insert(
-        "SERVER_PROTOCOL".into(),
-        format!("{:?}", request.version()),
-    );
+    env.insert("SERVER_PROTOCOL".into(), format!("{:?}", request.version()));
     for (name, value) in request.headers() {
         let key = match name.as_str() {
             "content-type" => "CONTENT_TYPE".to_string(),

@@ -163,7 +163,9 @@ mod tests {
 
     #[test]
     fn blocking_panic_is_500() {
-        let app = blocking(4, |_req: http::Request<Bytes>| -> &'static str { panic!("boom") });
+        let app = blocking(4, |_req: http::Request<Bytes>| -> &'static str {
+            panic!("boom")
+        });
         let res = block_on(app.call(Request::new(Body::empty())));
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }

@@ -20,6 +20,7 @@
 //! internals without breaking applications. `.ci/run` checks that tokio and
 //! hyper stay out of this crate's dependency tree.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod body;
 pub mod connection;
@@ -30,7 +31,7 @@ pub mod response;
 use std::future::Future;
 
 pub use body::{Body, BodyError, BodySender};
-pub use connection::{ConnectionInfo, Scheme, ServerAddr, WorkerInfo};
+pub use connection::{ConnectionInfo, HeaderOrder, Scheme, ServerAddr, WorkerInfo};
 pub use environ::environ;
 pub use handler::{blocking, from_fn, Blocking, BlockingSpawner, FnApplication, SharedSpawner};
 pub use response::{IntoResponse, Json};

@@ -1,1 +1,249 @@
-//! x
+//! ferricorn-auth: a JWT token service that answers as
+//! djangorestframework-simplejwt 5.5 on Django REST framework 3.18 does, so
+//! that clients of a Django deployment can be pointed at it unchanged.
+//!
+//! It is an [`Application`] ([`AuthApp`]) served by ferricorn's prefork
+//! server, with its users and tokens in an embedded SQLite file.
+//!
+//! Modules:
+//! - endpoints, one file each: [`obtain`], [`refresh`], [`verify`],
+//!   [`blacklist`], [`protected`] (the `hello` view);
+//! - [`tokens`]: claims, encoding, and the checks in simplejwt's order;
+//! - [`authentication`]: the `Authorization: Bearer` header → a user;
+//! - [`passwords`]: argon2id off the executor, Django hashes accepted;
+//! - [`settings`]: simplejwt's settings from the config file and environment;
+//! - [`store`]: the [`Store`](store::Store) trait and the SQLite store;
+//! - [`error`]: [`AuthError`] and its one conversion to a response;
+//! - [`drf`], [`pyjson`], [`response`]: the DRF and Python behaviour clients
+//!   can observe (parsers, field messages, JSON text).
+//!
+//! What it is not: a user-management API (users are managed with the
+//! binary's commands), nor a general JWT library. Sliding tokens and
+//! `CHECK_REVOKE_TOKEN` are not implemented.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod authentication;
+pub mod blacklist;
+pub mod drf;
+pub mod error;
+pub mod obtain;
+pub mod passwords;
+pub mod protected;
+pub mod pyjson;
+pub mod refresh;
+pub mod response;
+pub mod settings;
+pub mod store;
+pub mod tokens;
+pub mod verify;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, LOCATION};
+use http::{Method, StatusCode};
+use rand::RngCore;
+
+pub use error::AuthError;
+use ferricorn_app_interface::{Application, Body, BoxError, Request, Response};
+pub use settings::Settings;
+use store::{SqliteStore, Store, StoreError};
+use tokens::Keys;
+
+/// What every request handler shares: settings, keys and the store.
+pub struct State {
+    /// The settings.
+    pub settings: Settings,
+    /// The signing and verifying keys.
+    pub keys: Keys,
+    /// The store.
+    pub store: Arc<dyn Store>,
+}
+
+impl State {
+    /// Runs a store operation on the blocking pool.
+    pub async fn store_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(AuthError::from)
+    }
+}
+
+/// The token service as an [`Application`]. Build one per worker process
+/// (it opens database connections).
+#[derive(Clone)]
+pub struct AuthApp {
+    state: Arc<State>,
+}
+
+impl AuthApp {
+    /// An application on `store`. Without a configured signing key (HMAC
+    /// algorithms), the one kept in the store is used, generated on first
+    /// start.
+    pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<AuthApp, BoxError> {
+        let key = match &settings.signing_key {
+            Some(k) => k.clone(),
+            None => {
+                let mut b = [0u8; 48];
+                rand::rngs::OsRng.fill_bytes(&mut b);
+                let (key, created) = store.signing_key(&hex::encode(b))?;
+                eprintln!(
+                    "ferricorn-auth: warning: no signing key configured; {} the random key kept in the database. \
+                     Tokens stay valid across restarts only with this database. Set one with \
+                     FERRICORN_AUTH_SIGNING_KEY or signing_key in the [auth] table of the config file.",
+                    if created { "generated and stored" } else { "using" }
+                );
+                key
+            }
+        };
+        let keys = Keys::new(&settings, &key)
+            .map_err(|e| format!("auth signing_key/verifying_key: {e}"))?;
+        Ok(AuthApp {
+            state: Arc::new(State {
+                settings,
+                keys,
+                store,
+            }),
+        })
+    }
+
+    /// An application on the SQLite database at `path` (created if absent).
+    pub fn open(settings: Settings, path: &std::path::Path) -> Result<AuthApp, BoxError> {
+        let store =
+            SqliteStore::open(path).map_err(|e| format!("database {}: {e}", path.display()))?;
+        AuthApp::new(settings, Arc::new(store))
+    }
+
+    /// The shared state (for tests and tools).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+}
+
+impl Application for AuthApp {
+    fn call(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let state = Arc::clone(&self.state);
+        async move { route(&state, request).await }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum View {
+    Obtain,
+    Refresh,
+    Verify,
+    Blacklist,
+    Hello,
+}
+
+impl View {
+    fn of(path: &str) -> Option<View> {
+        Some(match path {
+            "/api/token/" => View::Obtain,
+            "/api/token/refresh/" => View::Refresh,
+            "/api/token/verify/" => View::Verify,
+            "/api/token/blacklist/" => View::Blacklist,
+            "/api/hello/" => View::Hello,
+            _ => return None,
+        })
+    }
+
+    fn allow(self) -> &'static str {
+        match self {
+            View::Hello => "GET, HEAD, OPTIONS",
+            _ => "POST, OPTIONS",
+        }
+    }
+}
+
+/// Django's 404 page for a URL no view matches.
+const NOT_FOUND_HTML: &str = "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n";
+
+fn html(status: StatusCode, body: &'static str) -> Response {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    res
+}
+
+async fn route(state: &State, request: Request) -> Response {
+    let path = request.uri().path();
+    let Some(view) = View::of(path) else {
+        // Django's APPEND_SLASH: a known path without its slash redirects.
+        if View::of(&format!("{path}/")).is_some() {
+            let mut location = format!("{path}/");
+            if let Some(q) = request.uri().query() {
+                location = format!("{location}?{q}");
+            }
+            let mut res = html(StatusCode::MOVED_PERMANENTLY, "");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(LOCATION, v);
+            }
+            return res;
+        }
+        return html(StatusCode::NOT_FOUND, NOT_FOUND_HTML);
+    };
+    let result = match view {
+        View::Hello => hello(state, request).await,
+        _ => token_view(state, view, request).await,
+    };
+    let mut res =
+        result.unwrap_or_else(|e| e.into_response(state.settings.www_authenticate_type()));
+    res.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(view.allow()));
+    res
+}
+
+async fn token_view(state: &State, view: View, request: Request) -> Result<Response, AuthError> {
+    let (name, description, fields) = match view {
+        View::Obtain => (obtain::NAME, obtain::DESCRIPTION, obtain::FIELDS),
+        View::Refresh => (refresh::NAME, refresh::DESCRIPTION, refresh::FIELDS),
+        View::Verify => (verify::NAME, verify::DESCRIPTION, verify::FIELDS),
+        _ => (blacklist::NAME, blacklist::DESCRIPTION, blacklist::FIELDS),
+    };
+    match *request.method() {
+        Method::POST => {
+            let data = drf::read_data(request).await?;
+            let value = match view {
+                View::Obtain => obtain::post(state, data).await?,
+                View::Refresh => refresh::post(state, data).await?,
+                View::Verify => verify::post(state, data).await?,
+                _ => blacklist::post(state, data).await?,
+            };
+            Ok(response::drf_json(StatusCode::OK, &value))
+        }
+        Method::OPTIONS => Ok(response::drf_json(
+            StatusCode::OK,
+            &drf::metadata(name, description, Some(fields)),
+        )),
+        ref m => Err(AuthError::MethodNotAllowed(m.as_str().to_string())),
+    }
+}
+
+async fn hello(state: &State, request: Request) -> Result<Response, AuthError> {
+    // DRF authenticates and checks permissions before looking at the
+    // method: an anonymous POST is a 401, not a 405.
+    if authentication::authenticate(state, request.headers())
+        .await?
+        .is_none()
+    {
+        return Err(AuthError::NotAuthenticated);
+    }
+    match *request.method() {
+        Method::GET | Method::HEAD => Ok(response::drf_json(StatusCode::OK, &protected::get())),
+        Method::OPTIONS => Ok(response::drf_json(
+            StatusCode::OK,
+            &drf::metadata(protected::NAME, protected::DESCRIPTION, None),
+        )),
+        ref m => Err(AuthError::MethodNotAllowed(m.as_str().to_string())),
+    }
+}

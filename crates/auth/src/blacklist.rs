@@ -1,0 +1,35 @@
+//! `POST /api/token/blacklist/`: simplejwt's `TokenBlacklistView`.
+//!
+//! A refresh token is read as the refresh endpoint reads it (so a second
+//! blacklisting answers "Token is blacklisted" and an access token "Token
+//! has wrong type"), then added to the blacklist.
+
+use crate::drf::{validate_fields, Data, FieldMeta};
+use crate::error::AuthError;
+use crate::pyjson::{Object, Value};
+use crate::refresh::{outstanding, read_refresh_token};
+use crate::tokens::{self, TokenError};
+use crate::State;
+
+/// The view's name in `OPTIONS`.
+pub const NAME: &str = "Token Blacklist";
+/// The view's docstring, dedented.
+pub const DESCRIPTION: &str = "Takes a token and blacklists it. Must be used with the\n`rest_framework_simplejwt.token_blacklist` app installed.";
+/// The serializer's fields.
+pub const FIELDS: &[FieldMeta] = &[FieldMeta {
+    name: "refresh",
+    read_only: false,
+}];
+
+/// Handles the POST.
+pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
+    let raw = validate_fields(&data, &["refresh"])?.remove(0);
+    let now = tokens::now();
+    let token = read_refresh_token(state, &raw, now).await?;
+    let record = outstanding(state, &token, &raw);
+    if !state.store_call(move |s| s.blacklist(&record)).await? {
+        // Lost a race with another blacklisting of the same token.
+        return Err(AuthError::InvalidToken(TokenError::Blacklisted));
+    }
+    Ok(Value::Object(Object::new()))
+}

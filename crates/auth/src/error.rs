@@ -1,0 +1,147 @@
+//! [`AuthError`]: every way a request can fail, and the one conversion to the
+//! answer simplejwt gives for it.
+//!
+//! The variant says who is at fault: everything but [`AuthError::Store`] is
+//! the client's, answered with 4xx and not logged; a store failure is ours,
+//! answered with 500 and logged.
+
+use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::StatusCode;
+
+use crate::pyjson::{Object, Value};
+use crate::response::drf_json;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+use ferricorn_app_interface::Response;
+
+/// Field errors of a serializer, in field order: `{"field": ["message"]}`.
+pub type FieldErrors = Vec<(String, Vec<String>)>;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A body DRF's parser refuses: 400 `{"detail": "JSON parse error - ..."}`.
+    #[error("{0}")]
+    Parse(String),
+    /// A content type no parser accepts: 415.
+    #[error("Unsupported media type \"{0}\" in request.")]
+    UnsupportedMediaType(String),
+    /// A method the view does not have: 405.
+    #[error("Method \"{0}\" not allowed.")]
+    MethodNotAllowed(String),
+    /// A body larger than the limit: 413.
+    #[error("Request body exceeded the size limit.")]
+    TooLarge,
+    /// Serializer validation failed: 400 with the field errors.
+    #[error("invalid input")]
+    Validation(FieldErrors),
+    /// obtain: unknown user, wrong password or inactive user.
+    #[error("No active account found with the given credentials")]
+    NoActiveAccount,
+    /// refresh: the token's user is inactive (or gone).
+    #[error("No active account found for the given token.")]
+    NoActiveAccountForToken,
+    /// A token given in a body was refused.
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    /// hello without credentials.
+    #[error("Authentication credentials were not provided.")]
+    NotAuthenticated,
+    /// An `Authorization: Bearer` header without exactly one token.
+    #[error("Authorization header must contain two space-delimited values")]
+    BadAuthorizationHeader,
+    /// The bearer token was refused (simplejwt lists why per token class).
+    #[error("Given token not valid for any token type")]
+    InvalidAccessToken(TokenError),
+    /// The bearer token has no user id claim.
+    #[error("Token contained no recognizable user identification")]
+    NoUserIdentification,
+    /// The bearer token's user does not exist.
+    #[error("User not found")]
+    UserNotFound,
+    /// The bearer token's user is inactive.
+    #[error("User is inactive")]
+    UserInactive,
+    /// The store failed: our fault.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// The status code of the answer.
+    pub fn status(&self) -> StatusCode {
+        use AuthError::*;
+        match self {
+            Parse(_) | Validation(_) => StatusCode::BAD_REQUEST,
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            NoActiveAccount
+            | NoActiveAccountForToken
+            | InvalidToken(_)
+            | NotAuthenticated
+            | BadAuthorizationHeader
+            | InvalidAccessToken(_)
+            | NoUserIdentification
+            | UserNotFound
+            | UserInactive => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The JSON body simplejwt and DRF give.
+    pub fn body(&self) -> Value {
+        use AuthError::*;
+        let mut o = Object::new();
+        let code = match self {
+            Validation(errors) => {
+                for (field, msgs) in errors {
+                    let msgs = msgs.iter().map(|m| Value::str(m.clone())).collect();
+                    o.insert(field.clone(), Value::Array(msgs));
+                }
+                return Value::Object(o);
+            }
+            InvalidToken(_) | NoUserIdentification => Some("token_not_valid"),
+            BadAuthorizationHeader => Some("bad_authorization_header"),
+            UserNotFound => Some("user_not_found"),
+            UserInactive => Some("user_inactive"),
+            InvalidAccessToken(e) => {
+                o.insert("detail", Value::str(self.to_string()));
+                o.insert("code", Value::str("token_not_valid"));
+                let mut m = Object::new();
+                m.insert("token_class", Value::str("AccessToken"));
+                m.insert("token_type", Value::str("access"));
+                m.insert("message", Value::str(e.to_string()));
+                o.insert("messages", Value::Array(vec![Value::Object(m)]));
+                return Value::Object(o);
+            }
+            Store(_) => {
+                o.insert("detail", Value::str("A server error occurred."));
+                return Value::Object(o);
+            }
+            _ => None,
+        };
+        o.insert("detail", Value::str(self.to_string()));
+        if let Some(code) = code {
+            o.insert("code", Value::str(code));
+        }
+        Value::Object(o)
+    }
+
+    /// The response: status, JSON body and, on 401, `WWW-Authenticate`
+    /// naming the first accepted header type (simplejwt's
+    /// `get_authenticate_header`). The router adds `Allow`.
+    pub fn into_response(self, auth_header_type: &str) -> Response {
+        if let AuthError::Store(e) = &self {
+            eprintln!("ferricorn-auth: store error: {e}");
+        }
+        let mut res = drf_json(self.status(), &self.body());
+        if self.status() == StatusCode::UNAUTHORIZED {
+            let v = format!("{auth_header_type} realm=\"api\"");
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                res.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
+        }
+        res
+    }
+}

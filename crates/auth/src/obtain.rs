@@ -1,0 +1,83 @@
+//! `POST /api/token/`: simplejwt's `TokenObtainPairView`.
+//!
+//! Credentials → a refresh token (recorded as outstanding) and an access
+//! token minted from it. Unknown user, wrong password and inactive user get
+//! the same answer and cost the same time.
+
+use crate::drf::{validate_fields, Data, FieldMeta};
+use crate::error::AuthError;
+use crate::passwords;
+use crate::pyjson::{Object, Value};
+use crate::store::OutstandingToken;
+use crate::tokens::{self, Token};
+use crate::State;
+
+/// The view's name in `OPTIONS`.
+pub const NAME: &str = "Token Obtain Pair";
+/// The view's docstring, dedented, as DRF shows it.
+pub const DESCRIPTION: &str = "Takes a set of user credentials and returns an access and refresh JSON web\ntoken pair to prove the authentication of those credentials.";
+/// The serializer's fields.
+pub const FIELDS: &[FieldMeta] = &[
+    FieldMeta {
+        name: "username",
+        read_only: false,
+    },
+    FieldMeta {
+        name: "password",
+        read_only: false,
+    },
+];
+
+/// Handles the POST.
+pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
+    let mut values = validate_fields(&data, &["username", "password"])?.into_iter();
+    let (username, password) = (
+        values.next().unwrap_or_default(),
+        values.next().unwrap_or_default(),
+    );
+    let user = state
+        .store_call(move |s| s.user_by_username(&username))
+        .await?;
+    let verified =
+        passwords::verify_async(password.clone(), user.as_ref().map(|u| u.password.clone())).await;
+    let user = match user {
+        Some(u) if verified.ok => u,
+        _ => return Err(AuthError::NoActiveAccount),
+    };
+    if verified.needs_upgrade {
+        // Django re-hashes with the preferred hasher on a successful check.
+        let hash = passwords::hash_async(password).await;
+        let id = user.id;
+        state.store_call(move |s| s.set_password(id, &hash)).await?;
+    }
+    // Django's ModelBackend refuses inactive users whatever
+    // CHECK_USER_IS_ACTIVE says.
+    if !user.is_active {
+        return Err(AuthError::NoActiveAccount);
+    }
+    let settings = &state.settings;
+    let now = tokens::now();
+    let refresh = Token::refresh_for_user(user.id, now, settings);
+    let encoded = refresh.encode(&state.keys, settings);
+    let outstanding = OutstandingToken {
+        jti: refresh.jti(settings).unwrap_or_default(),
+        user_id: Some(user.id),
+        token: encoded.clone(),
+        created_at: now as i64,
+        expires_at: refresh.exp(),
+    };
+    state
+        .store_call(move |s| s.add_outstanding(&outstanding))
+        .await?;
+    let access = refresh.access_token(settings).encode(&state.keys, settings);
+    if settings.update_last_login {
+        let id = user.id;
+        state
+            .store_call(move |s| s.update_last_login(id, now as i64))
+            .await?;
+    }
+    let mut out = Object::new();
+    out.insert("refresh", Value::str(encoded));
+    out.insert("access", Value::str(access));
+    Ok(Value::Object(out))
+}

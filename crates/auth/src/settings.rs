@@ -1,0 +1,356 @@
+//! [`Settings`]: simplejwt's settings, with its names and defaults.
+//!
+//! They come from the `[auth]` table of the server's TOML config file and
+//! from environment variables `FERRICORN_AUTH_<NAME>`; the environment wins.
+//! Lifetimes and leeway are in seconds. Keys are simplejwt's names in lower
+//! case in the file (`access_token_lifetime = 300`) and upper case in the
+//! environment (`FERRICORN_AUTH_ACCESS_TOKEN_LIFETIME=300`).
+
+use jsonwebtoken::Algorithm;
+
+/// The prefix of the environment variables read by [`Settings::load`].
+pub const ENV_PREFIX: &str = "FERRICORN_AUTH_";
+
+/// A setting that could not be read; the message names the key and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("auth setting {key}: {message}")]
+pub struct SettingsError {
+    /// The setting's name as written (`access_token_lifetime`).
+    pub key: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+/// simplejwt's settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// ACCESS_TOKEN_LIFETIME, seconds (default 300).
+    pub access_token_lifetime: i64,
+    /// REFRESH_TOKEN_LIFETIME, seconds (default 86400).
+    pub refresh_token_lifetime: i64,
+    /// ROTATE_REFRESH_TOKENS (default false).
+    pub rotate_refresh_tokens: bool,
+    /// BLACKLIST_AFTER_ROTATION (default false).
+    pub blacklist_after_rotation: bool,
+    /// UPDATE_LAST_LOGIN (default false).
+    pub update_last_login: bool,
+    /// ALGORITHM (default HS256).
+    pub algorithm: Algorithm,
+    /// SIGNING_KEY: the HMAC secret or a PEM private key. `None`: a random
+    /// key is generated once and kept in the store.
+    pub signing_key: Option<String>,
+    /// VERIFYING_KEY: the PEM public key for RS/ES/PS/EdDSA.
+    pub verifying_key: Option<String>,
+    /// AUDIENCE: checked (and set on new tokens) when given.
+    pub audience: Option<Vec<String>>,
+    /// ISSUER: checked (and set on new tokens) when given.
+    pub issuer: Option<String>,
+    /// LEEWAY, seconds (default 0).
+    pub leeway: f64,
+    /// AUTH_HEADER_TYPES (default `["Bearer"]`).
+    pub auth_header_types: Vec<String>,
+    /// USER_ID_CLAIM (default `user_id`).
+    pub user_id_claim: String,
+    /// TOKEN_TYPE_CLAIM (default `token_type`).
+    pub token_type_claim: String,
+    /// JTI_CLAIM (default `jti`).
+    pub jti_claim: String,
+    /// CHECK_USER_IS_ACTIVE (default true).
+    pub check_user_is_active: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            access_token_lifetime: 5 * 60,
+            refresh_token_lifetime: 24 * 60 * 60,
+            rotate_refresh_tokens: false,
+            blacklist_after_rotation: false,
+            update_last_login: false,
+            algorithm: Algorithm::HS256,
+            signing_key: None,
+            verifying_key: None,
+            audience: None,
+            issuer: None,
+            leeway: 0.0,
+            auth_header_types: vec!["Bearer".into()],
+            user_id_claim: "user_id".into(),
+            token_type_claim: "token_type".into(),
+            jti_claim: "jti".into(),
+            check_user_is_active: true,
+        }
+    }
+}
+
+/// The names of the settings, in lower case.
+pub const KEYS: &[&str] = &[
+    "access_token_lifetime",
+    "refresh_token_lifetime",
+    "rotate_refresh_tokens",
+    "blacklist_after_rotation",
+    "update_last_login",
+    "algorithm",
+    "signing_key",
+    "verifying_key",
+    "audience",
+    "issuer",
+    "leeway",
+    "auth_header_types",
+    "user_id_claim",
+    "token_type_claim",
+    "jti_claim",
+    "check_user_is_active",
+];
+
+/// One raw value: from TOML, or a string from the environment.
+enum Raw<'a> {
+    Toml(&'a toml::Value),
+    Env(String),
+}
+
+impl Settings {
+    /// Reads the `[auth]` table (if any) of a parsed config file, then the
+    /// environment through `env` (use `|k| std::env::var(k).ok()`).
+    pub fn load(
+        table: Option<&toml::Table>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut s = Settings::default();
+        if let Some(table) = table {
+            for (key, value) in table {
+                let key_l = key.to_ascii_lowercase();
+                if !KEYS.contains(&key_l.as_str()) {
+                    return Err(SettingsError {
+                        key: key.clone(),
+                        message: format!("unknown key in [auth]; known keys: {}", KEYS.join(", ")),
+                    });
+                }
+                s.set(&key_l, Raw::Toml(value))?;
+            }
+        }
+        for key in KEYS {
+            let name = format!("{ENV_PREFIX}{}", key.to_ascii_uppercase());
+            if let Some(v) = env(&name) {
+                s.set(key, Raw::Env(v)).map_err(|mut e| {
+                    e.key = name.clone();
+                    e
+                })?;
+            }
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), SettingsError> {
+        let err = |message: &str| SettingsError {
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let int = |raw: &Raw<'_>| -> Result<i64, SettingsError> {
+            match raw {
+                Raw::Toml(toml::Value::Integer(i)) => Ok(*i),
+                Raw::Env(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|_| err("expected whole seconds, e.g. 300")),
+                _ => Err(err("expected whole seconds, e.g. 300")),
+            }
+        };
+        let boolean = |raw: &Raw<'_>| -> Result<bool, SettingsError> {
+            match raw {
+                Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+                Raw::Env(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    _ => Err(err("expected true or false")),
+                },
+                _ => Err(err("expected true or false")),
+            }
+        };
+        let string = |raw: &Raw<'_>| -> Result<String, SettingsError> {
+            match raw {
+                Raw::Toml(toml::Value::String(s)) => Ok(s.clone()),
+                Raw::Env(s) => Ok(s.clone()),
+                _ => Err(err("expected a string")),
+            }
+        };
+        let list = |raw: &Raw<'_>| -> Result<Vec<String>, SettingsError> {
+            match raw {
+                Raw::Toml(toml::Value::String(s)) => Ok(vec![s.clone()]),
+                Raw::Toml(toml::Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| err("expected strings"))
+                    })
+                    .collect(),
+                Raw::Env(s) => Ok(s
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()),
+                _ => Err(err("expected a string or a list of strings")),
+            }
+        };
+        let opt = |s: String| if s.is_empty() { None } else { Some(s) };
+        match key {
+            "access_token_lifetime" => self.access_token_lifetime = int(&raw)?,
+            "refresh_token_lifetime" => self.refresh_token_lifetime = int(&raw)?,
+            "rotate_refresh_tokens" => self.rotate_refresh_tokens = boolean(&raw)?,
+            "blacklist_after_rotation" => self.blacklist_after_rotation = boolean(&raw)?,
+            "update_last_login" => self.update_last_login = boolean(&raw)?,
+            "check_user_is_active" => self.check_user_is_active = boolean(&raw)?,
+            "algorithm" => {
+                let name = string(&raw)?;
+                self.algorithm = parse_algorithm(&name).ok_or_else(|| {
+                    err("expected one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, PS256, PS384, PS512, EdDSA")
+                })?;
+            }
+            "signing_key" => self.signing_key = opt(string(&raw)?),
+            "verifying_key" => self.verifying_key = opt(string(&raw)?),
+            "issuer" => self.issuer = opt(string(&raw)?),
+            "audience" => {
+                let l = list(&raw)?;
+                self.audience = if l.is_empty() { None } else { Some(l) };
+            }
+            "leeway" => {
+                self.leeway = match &raw {
+                    Raw::Toml(toml::Value::Integer(i)) => *i as f64,
+                    Raw::Toml(toml::Value::Float(f)) => *f,
+                    Raw::Env(s) => s
+                        .trim()
+                        .parse()
+                        .map_err(|_| err("expected seconds, e.g. 10"))?,
+                    _ => return Err(err("expected seconds, e.g. 10")),
+                }
+            }
+            "auth_header_types" => self.auth_header_types = list(&raw)?,
+            "user_id_claim" => self.user_id_claim = string(&raw)?,
+            "token_type_claim" => self.token_type_claim = string(&raw)?,
+            "jti_claim" => self.jti_claim = string(&raw)?,
+            _ => return Err(err("unknown setting")),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let err = |key: &str, message: &str| SettingsError {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.access_token_lifetime <= 0 {
+            return Err(err(
+                "access_token_lifetime",
+                "must be a positive number of seconds",
+            ));
+        }
+        if self.refresh_token_lifetime <= 0 {
+            return Err(err(
+                "refresh_token_lifetime",
+                "must be a positive number of seconds",
+            ));
+        }
+        if self.auth_header_types.is_empty() {
+            return Err(err(
+                "auth_header_types",
+                "give at least one header type, e.g. Bearer",
+            ));
+        }
+        if !self.is_hmac() {
+            if self.signing_key.is_none() {
+                return Err(err(
+                    "signing_key",
+                    "set a PEM private key for this algorithm",
+                ));
+            }
+            if self.verifying_key.is_none() {
+                return Err(err(
+                    "verifying_key",
+                    "set the PEM public key for this algorithm",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the algorithm is an HMAC one (one shared secret).
+    pub fn is_hmac(&self) -> bool {
+        matches!(
+            self.algorithm,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        )
+    }
+
+    /// The header type named in `WWW-Authenticate` (the first one).
+    pub fn www_authenticate_type(&self) -> &str {
+        &self.auth_header_types[0]
+    }
+}
+
+/// The algorithm named as in JWT headers (`HS256`, `EdDSA`, ...).
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    use Algorithm::*;
+    Some(match name {
+        "HS256" => HS256,
+        "HS384" => HS384,
+        "HS512" => HS512,
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "EdDSA" => EdDSA,
+        _ => return None,
+    })
+}
+
+/// The name of an algorithm as written in JWT headers.
+pub fn algorithm_name(alg: Algorithm) -> &'static str {
+    use Algorithm::*;
+    match alg {
+        HS256 => "HS256",
+        HS384 => "HS384",
+        HS512 => "HS512",
+        RS256 => "RS256",
+        RS384 => "RS384",
+        RS512 => "RS512",
+        ES256 => "ES256",
+        ES384 => "ES384",
+        PS256 => "PS256",
+        PS384 => "PS384",
+        PS512 => "PS512",
+        EdDSA => "EdDSA",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let table: toml::Table = toml::from_str(
+            "access_token_lifetime = 60\nrotate_refresh_tokens = true\nsigning_key = \"file\"",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&table), |k| {
+            (k == "FERRICORN_AUTH_ACCESS_TOKEN_LIFETIME").then(|| "120".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.access_token_lifetime, 120);
+        assert!(s.rotate_refresh_tokens);
+        assert_eq!(s.signing_key.as_deref(), Some("file"));
+        assert_eq!(s.refresh_token_lifetime, 86400);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Settings::load(None, |k| (k == "FERRICORN_AUTH_LEEWAY").then(|| "x".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("FERRICORN_AUTH_LEEWAY"));
+    }
+}

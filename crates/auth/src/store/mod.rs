@@ -1,0 +1,97 @@
+//! The store: users, outstanding tokens and blacklisted tokens, behind the
+//! [`Store`] trait, with [`SqliteStore`] as the embedded default.
+//!
+//! The trait is synchronous on purpose: backends are blocking libraries
+//! (rusqlite), and the endpoints call them through `spawn_blocking` so the
+//! async executor never waits on a disk or a lock.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A user as the token service needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The primary key, from 1.
+    pub id: i64,
+    /// The unique user name (case-sensitive).
+    pub username: String,
+    /// The password hash (ours, or Django's `pbkdf2_sha256$`/`argon2$`).
+    pub password: String,
+    /// Inactive users cannot obtain or refresh tokens.
+    pub is_active: bool,
+    /// Unix time of the last login, when `UPDATE_LAST_LOGIN` is on.
+    pub last_login: Option<i64>,
+}
+
+/// A token as recorded in the outstanding list (simplejwt's
+/// `OutstandingToken`).
+#[derive(Clone, Debug)]
+pub struct OutstandingToken {
+    /// The token's id claim.
+    pub jti: String,
+    /// Its user, when the user exists.
+    pub user_id: Option<i64>,
+    /// The encoded token.
+    pub token: String,
+    /// Unix time it was recorded.
+    pub created_at: i64,
+    /// Its `exp`.
+    pub expires_at: i64,
+}
+
+/// A store failure. It is the server's fault: the client sees a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (after retrying while it was busy).
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The username is taken (from `create_user`).
+    #[error("a user named {0:?} already exists")]
+    UsernameTaken(String),
+    /// No user by that name (from the admin commands).
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    /// A blocking task failed to run (the runtime is shutting down).
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// The operations the token service needs from a store. Every method may be
+/// called from many threads and, with the SQLite store, many processes.
+pub trait Store: Send + Sync + 'static {
+    /// The user with this exact username.
+    fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// The user with this id.
+    fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
+    /// Creates a user; returns the new id.
+    fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        is_active: bool,
+    ) -> Result<i64, StoreError>;
+    /// Replaces a user's password hash.
+    fn set_password(&self, id: i64, password_hash: &str) -> Result<(), StoreError>;
+    /// Sets whether a user is active; `NoSuchUser` when absent.
+    fn set_active(&self, username: &str, is_active: bool) -> Result<(), StoreError>;
+    /// Records a login time.
+    fn update_last_login(&self, id: i64, at: i64) -> Result<(), StoreError>;
+    /// All users, by id.
+    fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Records a token as outstanding (no-op if its jti is known).
+    fn add_outstanding(&self, token: &OutstandingToken) -> Result<(), StoreError>;
+    /// Whether a jti is blacklisted.
+    fn is_blacklisted(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Blacklists a token (recording it as outstanding first if needed).
+    /// Returns `false` when it was already blacklisted: this is the atomic
+    /// "spend", so of many concurrent calls for one jti exactly one gets
+    /// `true`.
+    fn blacklist(&self, token: &OutstandingToken) -> Result<bool, StoreError>;
+    /// Deletes outstanding (and their blacklist) entries expired before `now`.
+    fn flush_expired(&self, now: i64) -> Result<usize, StoreError>;
+    /// The signing key kept in the store, storing `candidate` if there is
+    /// none yet. Returns the key and whether `candidate` was stored. Safe when
+    /// many workers start at once: all get the same key.
+    fn signing_key(&self, candidate: &str) -> Result<(String, bool), StoreError>;
+}

@@ -1,0 +1,316 @@
+//! [`ServerArgs`]: the server's flags as parsed, before defaults.
+//!
+//! Every setting is an `Option` (or an empty `Vec`) with no clap default,
+//! so resolution can tell "not given" from "given the default value" and
+//! layer the sources: defaults < config file < environment < command line.
+//! The struct derives [`clap::Args`] so another binary can
+//! `#[command(flatten)]` it next to its own flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::values::*;
+
+/// The largest `--limit-request-fields` (Gunicorn's).
+pub const MAX_REQUEST_FIELDS: usize = 32768;
+/// The largest `--limit-request-line`; 0 means this.
+pub const MAX_REQUEST_LINE: usize = 65534;
+/// The largest `--limit-request-field_size`; 0 means this.
+pub const MAX_FIELD_SIZE: usize = 65536;
+
+fn fields_parser(s: &str) -> Result<usize, String> {
+    count_at_most(MAX_REQUEST_FIELDS)(s)
+}
+fn line_parser(s: &str) -> Result<usize, String> {
+    count_at_most(MAX_REQUEST_LINE)(s)
+}
+fn field_size_parser(s: &str) -> Result<usize, String> {
+    count_at_most(MAX_FIELD_SIZE)(s)
+}
+
+/// The server's command-line flags (Gunicorn's names).
+///
+/// Values not given here come from `FERRICORN_<FLAG>` environment
+/// variables, then the `--config` file, then defaults; see
+/// [`Config::resolve`](super::Config::resolve).
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Server options")]
+pub struct ServerArgs {
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH; repeat
+    /// for several [default: 127.0.0.1:8000].
+    #[arg(short = 'b', long = "bind", value_name = "ADDRESS", value_parser = parse_bind)]
+    pub bind: Vec<BindAddr>,
+
+    /// Number of worker processes [default: $WEB_CONCURRENCY, else the
+    /// number of CPUs].
+    #[arg(short = 'w', long, value_name = "N", value_parser = parse_positive::<u32>)]
+    pub workers: Option<u32>,
+
+    /// Runtime threads per worker process; 1 runs a single-threaded runtime
+    /// [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_positive::<usize>)]
+    pub threads: Option<usize>,
+
+    /// Seconds a silent worker lives before the master kills it; 0 = off
+    /// [default: 30].
+    #[arg(short = 't', long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Seconds a stopping worker may spend finishing its requests
+    /// [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub graceful_timeout: Option<Duration>,
+
+    /// Seconds an idle keep-alive connection waits for its next request;
+    /// 0 disables keep-alive [default: 2].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub keep_alive: Option<Duration>,
+
+    /// Requests a worker serves before it is replaced; 0 = off [default: 0].
+    #[arg(long, value_name = "N", value_parser = parse_count::<u64>)]
+    pub max_requests: Option<u64>,
+
+    /// Up to this many requests added at random to --max-requests per worker
+    /// [default: 0].
+    #[arg(long, value_name = "N", value_parser = parse_count::<u64>)]
+    pub max_requests_jitter: Option<u64>,
+
+    /// Resident memory (MiB) past which a worker is replaced; 0 = off
+    /// [default: 0].
+    #[arg(long, value_name = "MIB", value_parser = parse_count::<u64>)]
+    pub max_worker_memory: Option<u64>,
+
+    /// Seconds after which a worker is replaced; 0 = off [default: 0].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub max_worker_lifetime: Option<Duration>,
+
+    /// Longest request line in bytes (414 past it); 0 = the hard maximum,
+    /// 65534 [default: 4094].
+    #[arg(long, value_name = "BYTES", value_parser = line_parser)]
+    pub limit_request_line: Option<usize>,
+
+    /// Most header fields in a request (431 past it), up to 32768
+    /// [default: 100].
+    #[arg(long, value_name = "N", value_parser = fields_parser)]
+    pub limit_request_fields: Option<usize>,
+
+    /// Longest header field line in bytes (431 past it); 0 = the hard
+    /// maximum, 65536 [default: 8190].
+    #[arg(
+        long = "limit-request-field_size",
+        alias = "limit-request-field-size",
+        value_name = "BYTES",
+        value_parser = field_size_parser
+    )]
+    pub limit_request_field_size: Option<usize>,
+
+    /// Largest request body in bytes (413 past it); 0 = unlimited
+    /// [default: 104857600, 100 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_count::<u64>)]
+    pub limit_request_body: Option<u64>,
+
+    /// Seconds a client has to send a complete request head before the
+    /// connection is closed; 0 = off [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub header_timeout: Option<Duration>,
+
+    /// Seconds an application may take to answer before the client gets a
+    /// 504; 0 = off [default: 0].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub request_timeout: Option<Duration>,
+
+    /// Open connections per worker; more are answered 503 [default: 1000].
+    #[arg(long, value_name = "N", value_parser = parse_positive::<usize>)]
+    pub worker_connections: Option<usize>,
+
+    /// Peers whose X-Forwarded-For/-Proto and Forwarded headers are
+    /// believed: comma-separated IPs or networks, or '*'
+    /// [default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1].
+    #[arg(long, value_name = "IPS", value_parser = parse_forwarded_allow_ips)]
+    pub forwarded_allow_ips: Option<ForwardedAllowIps>,
+
+    /// Access log file; '-' = stdout [default: none].
+    #[arg(long, value_name = "FILE", value_parser = parse_log_target)]
+    pub access_logfile: Option<LogTarget>,
+
+    /// Access log format in Gunicorn's %(atom)s language, or 'json'
+    /// [default: Gunicorn's].
+    #[arg(long, value_name = "FORMAT", value_parser = parse_access_log_format)]
+    pub access_logformat: Option<AccessLogFormat>,
+
+    /// Error log file; '-' = stderr [default: -].
+    #[arg(long, value_name = "FILE", value_parser = parse_log_target)]
+    pub error_logfile: Option<LogTarget>,
+
+    /// Error log level: debug, info, warning, error or critical
+    /// [default: info].
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<LogLevel>,
+
+    /// File to write the master's process id to.
+    #[arg(short = 'p', long, value_name = "FILE", value_parser = parse_path)]
+    pub pid: Option<PathBuf>,
+
+    /// TOML config file; keys are the long flag names with '_'.
+    #[arg(short = 'c', long, value_name = "FILE", value_parser = parse_path)]
+    pub config: Option<PathBuf>,
+
+    /// Process name shown in logs and process listings.
+    #[arg(short = 'n', long, value_name = "NAME", value_parser = parse_nonempty)]
+    pub name: Option<String>,
+
+    /// Listen queue length [default: 2048].
+    #[arg(long, value_name = "N", value_parser = parse_positive::<u32>)]
+    pub backlog: Option<u32>,
+
+    /// Switch worker processes to this user (name or uid).
+    #[arg(long, value_name = "USER", value_parser = parse_nonempty)]
+    pub user: Option<String>,
+
+    /// Switch worker processes to this group (name or gid).
+    #[arg(long, value_name = "GROUP", value_parser = parse_nonempty)]
+    pub group: Option<String>,
+
+    /// File mode creation mask, e.g. 0o22.
+    #[arg(long, value_name = "MASK", value_parser = parse_umask)]
+    pub umask: Option<u32>,
+
+    /// Change to this directory before loading the application.
+    #[arg(long, value_name = "DIR", value_parser = parse_path)]
+    pub chdir: Option<PathBuf>,
+
+    /// Check the configuration and exit: 0 when valid, 1 when not.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Print the resolved configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl ServerArgs {
+    /// Fills every setting not given in `self` from `lower` (a source of
+    /// lower precedence).
+    pub(crate) fn or(self, lower: ServerArgs) -> ServerArgs {
+        ServerArgs {
+            bind: if self.bind.is_empty() {
+                lower.bind
+            } else {
+                self.bind
+            },
+            workers: self.workers.or(lower.workers),
+            threads: self.threads.or(lower.threads),
+            timeout: self.timeout.or(lower.timeout),
+            graceful_timeout: self.graceful_timeout.or(lower.graceful_timeout),
+            keep_alive: self.keep_alive.or(lower.keep_alive),
+            max_requests: self.max_requests.or(lower.max_requests),
+            max_requests_jitter: self.max_requests_jitter.or(lower.max_requests_jitter),
+            max_worker_memory: self.max_worker_memory.or(lower.max_worker_memory),
+            max_worker_lifetime: self.max_worker_lifetime.or(lower.max_worker_lifetime),
+            limit_request_line: self.limit_request_line.or(lower.limit_request_line),
+            limit_request_fields: self.limit_request_fields.or(lower.limit_request_fields),
+            limit_request_field_size: self
+                .limit_request_field_size
+                .or(lower.limit_request_field_size),
+            limit_request_body: self.limit_request_body.or(lower.limit_request_body),
+            header_timeout: self.header_timeout.or(lower.header_timeout),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
+            worker_connections: self.worker_connections.or(lower.worker_connections),
+            forwarded_allow_ips: self.forwarded_allow_ips.or(lower.forwarded_allow_ips),
+            access_logfile: self.access_logfile.or(lower.access_logfile),
+            access_logformat: self.access_logformat.or(lower.access_logformat),
+            error_logfile: self.error_logfile.or(lower.error_logfile),
+            log_level: self.log_level.or(lower.log_level),
+            pid: self.pid.or(lower.pid),
+            config: self.config.or(lower.config),
+            name: self.name.or(lower.name),
+            backlog: self.backlog.or(lower.backlog),
+            user: self.user.or(lower.user),
+            group: self.group.or(lower.group),
+            umask: self.umask.or(lower.umask),
+            chdir: self.chdir.or(lower.chdir),
+            check_config: self.check_config || lower.check_config,
+            print_config: self.print_config || lower.print_config,
+        }
+    }
+
+    /// Sets the setting `key` (a long flag name with `_`) from text, as
+    /// the environment and the config file give it. `Err` carries the
+    /// "what is allowed" message; `Ok(false)` means no such setting.
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        match key {
+            "bind" => self.bind.push(parse_bind(value)?),
+            "workers" => self.workers = Some(parse_positive(value)?),
+            "threads" => self.threads = Some(parse_positive(value)?),
+            "timeout" => self.timeout = Some(parse_seconds(value)?),
+            "graceful_timeout" => self.graceful_timeout = Some(parse_seconds(value)?),
+            "keep_alive" => self.keep_alive = Some(parse_seconds(value)?),
+            "max_requests" => self.max_requests = Some(parse_count(value)?),
+            "max_requests_jitter" => self.max_requests_jitter = Some(parse_count(value)?),
+            "max_worker_memory" => self.max_worker_memory = Some(parse_count(value)?),
+            "max_worker_lifetime" => self.max_worker_lifetime = Some(parse_seconds(value)?),
+            "limit_request_line" => self.limit_request_line = Some(line_parser(value)?),
+            "limit_request_fields" => self.limit_request_fields = Some(fields_parser(value)?),
+            "limit_request_field_size" => {
+                self.limit_request_field_size = Some(field_size_parser(value)?)
+            }
+            "limit_request_body" => self.limit_request_body = Some(parse_count(value)?),
+            "header_timeout" => self.header_timeout = Some(parse_seconds(value)?),
+            "request_timeout" => self.request_timeout = Some(parse_seconds(value)?),
+            "worker_connections" => self.worker_connections = Some(parse_positive(value)?),
+            "forwarded_allow_ips" => {
+                self.forwarded_allow_ips = Some(parse_forwarded_allow_ips(value)?)
+            }
+            "access_logfile" => self.access_logfile = Some(parse_log_target(value)?),
+            "access_logformat" => self.access_logformat = Some(parse_access_log_format(value)?),
+            "error_logfile" => self.error_logfile = Some(parse_log_target(value)?),
+            "log_level" => self.log_level = Some(parse_log_level(value)?),
+            "pid" => self.pid = Some(parse_path(value)?),
+            "name" => self.name = Some(parse_nonempty(value)?),
+            "backlog" => self.backlog = Some(parse_positive(value)?),
+            "user" => self.user = Some(parse_nonempty(value)?),
+            "group" => self.group = Some(parse_nonempty(value)?),
+            "umask" => self.umask = Some(parse_umask(value)?),
+            "chdir" => self.chdir = Some(parse_path(value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// The settings the environment and the config file may set: the TOML key
+/// and the flag as `--help` shows it (for messages).
+pub(crate) const SETTINGS: &[(&str, &str)] = &[
+    ("bind", "--bind <ADDRESS>"),
+    ("workers", "--workers <N>"),
+    ("threads", "--threads <N>"),
+    ("timeout", "--timeout <SECONDS>"),
+    ("graceful_timeout", "--graceful-timeout <SECONDS>"),
+    ("keep_alive", "--keep-alive <SECONDS>"),
+    ("max_requests", "--max-requests <N>"),
+    ("max_requests_jitter", "--max-requests-jitter <N>"),
+    ("max_worker_memory", "--max-worker-memory <MIB>"),
+    ("max_worker_lifetime", "--max-worker-lifetime <SECONDS>"),
+    ("limit_request_line", "--limit-request-line <BYTES>"),
+    ("limit_request_fields", "--limit-request-fields <N>"),
+    (
+        "limit_request_field_size",
+        "--limit-request-field_size <BYTES>",
+    ),
+    ("limit_request_body", "--limit-request-body <BYTES>"),
+    ("header_timeout", "--header-timeout <SECONDS>"),
+    ("request_timeout", "--request-timeout <SECONDS>"),
+    ("worker_connections", "--worker-connections <N>"),
+    ("forwarded_allow_ips", "--forwarded-allow-ips <IPS>"),
+    ("access_logfile", "--access-logfile <FILE>"),
+    ("access_logformat", "--access-logformat <FORMAT>"),
+    ("error_logfile", "--error-logfile <FILE>"),
+    ("log_level", "--log-level <LEVEL>"),
+    ("pid", "--pid <FILE>"),
+    ("name", "--name <NAME>"),
+    ("backlog", "--backlog <N>"),
+    ("user", "--user <USER>"),
+    ("group", "--group <GROUP>"),
+    ("umask", "--umask <MASK>"),
+    ("chdir", "--chdir <DIR>"),
+];

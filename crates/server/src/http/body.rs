@@ -1,0 +1,175 @@
+//! Body adapters between hyper and the application.
+//!
+//! - [`LimitedIncoming`]: the request body as hyper delivers it, cut off at
+//!   `--limit-request-body` while it streams: the application sees
+//!   [`BodyError::TooLarge`] as soon as the limit is crossed, whether it
+//!   reads chunk by chunk or collects.
+//! - [`TrackedBody`]: the application's response body, counted for the
+//!   access log; its end (or drop, when the client goes away) finishes the
+//!   request's bookkeeping.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use ferricorn_app_interface::{Body, BodyError, BoxError};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::service::Finish;
+
+/// A request body with a byte limit enforced while streaming.
+pub(crate) struct LimitedIncoming {
+    inner: Incoming,
+    limit: Option<u64>,
+    seen: u64,
+    done: bool,
+    /// Set when the limit is crossed, so the service can answer 413 if the
+    /// application turns the error into a 5xx.
+    tripped: Arc<AtomicBool>,
+}
+
+impl LimitedIncoming {
+    pub fn new(inner: Incoming, limit: Option<u64>, tripped: Arc<AtomicBool>) -> Self {
+        LimitedIncoming {
+            inner,
+            limit,
+            seen: 0,
+            done: false,
+            tripped,
+        }
+    }
+}
+
+impl http_body::Body for LimitedIncoming {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                return Poll::Ready(Some(Err(Box::new(BodyError::Read(Box::new(e))))));
+            }
+            Poll::Ready(Some(Ok(frame))) => frame,
+        };
+        if let (Some(data), Some(limit)) = (frame.data_ref(), self.limit) {
+            self.seen += data.len() as u64;
+            if self.seen > limit {
+                self.done = true;
+                self.tripped.store(true, Ordering::Relaxed);
+                return Poll::Ready(Some(Err(Box::new(BodyError::TooLarge { limit }))));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response body as hyper sends it.
+pub(crate) struct TrackedBody {
+    inner: Body,
+    sent: u64,
+    finish: Option<Finish>,
+}
+
+impl TrackedBody {
+    pub fn new(inner: Body, finish: Finish) -> Self {
+        TrackedBody {
+            inner,
+            sent: 0,
+            finish: Some(finish),
+        }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Some(f) = self.finish.take() {
+            f.done(self.sent, complete);
+        }
+    }
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        // A panic in a streamed body would otherwise unwind through hyper and
+        // kill the connection's task without a log line.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            Pin::new(&mut this.inner).poll_frame(cx)
+        }));
+        match polled {
+            Ok(Poll::Ready(Some(Ok(frame)))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Ok(Poll::Ready(None)) => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+            Ok(Poll::Ready(Some(Err(e)))) => {
+                if let Some(f) = &this.finish {
+                    f.body_failed(&e.to_string());
+                }
+                this.finish(false);
+                Poll::Ready(Some(Err(e)))
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                let msg = super::service::panic_message(&panic);
+                if let Some(f) = &this.finish {
+                    f.body_failed(&format!("panic in the response body: {msg}"));
+                }
+                this.finish(false);
+                Poll::Ready(Some(Err(
+                    format!("panic in the response body: {msg}").into()
+                )))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // hyper drops a body without polling it to the end for HEAD, for
+        // bodiless statuses, and when the client goes away.
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
+    }
+}

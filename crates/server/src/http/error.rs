@@ -1,0 +1,117 @@
+//! Protocol errors and the one exhaustive `match` from an error to what the
+//! client gets (Gunicorn's `handle_error` ladder).
+//!
+//! Two sources feed it. Limits checked here, on the parsed head, before the
+//! application is called ([`super::limits`]). And hyper's own errors, which
+//! hyper answers itself before the connection ends: a malformed head gets
+//! 400, too many or too large header fields 431, an over-long URI (65534
+//! bytes) 414; other framing errors (an HTTP/2 preface, a truncated message)
+//! close the connection without an answer. hyper never answers a client's
+//! mistake with a 5xx. [`ConnectionEnd::classify`] sorts what hyper reports
+//! when a connection ends into who was at fault, which decides the log
+//! level.
+
+use http::StatusCode;
+
+/// A request refused for the protocol, before the application sees it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The request line is longer than `--limit-request-line`.
+    #[error("request line of {len} bytes is over --limit-request-line ({limit})")]
+    RequestLineTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// More header fields than `--limit-request-fields`.
+    #[error("{count} header fields are over --limit-request-fields ({limit})")]
+    TooManyFields {
+        /// How many arrived.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A header field line longer than `--limit-request-field_size`.
+    #[error("header field {name} of {len} bytes is over --limit-request-field_size ({limit})")]
+    FieldTooLarge {
+        /// The field's name.
+        name: String,
+        /// The length of `name: value`.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A body declared or streamed past `--limit-request-body`.
+    #[error("request body is over --limit-request-body ({limit} bytes)")]
+    BodyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The client did not send a complete head within `--header-timeout`.
+    #[error("request head not received within --header-timeout")]
+    HeadTimeout,
+}
+
+impl ProtocolError {
+    /// The answer, and whether the connection closes after it. `None`: no
+    /// answer, the connection is just closed (a client too slow to send a
+    /// head is not worth a response, and may not read it).
+    pub fn response(&self) -> Option<(StatusCode, bool)> {
+        match self {
+            ProtocolError::RequestLineTooLong { .. } => Some((StatusCode::URI_TOO_LONG, true)),
+            ProtocolError::TooManyFields { .. } | ProtocolError::FieldTooLarge { .. } => {
+                Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, true))
+            }
+            // Closing: the rest of the body is not read.
+            ProtocolError::BodyTooLarge { .. } => Some((StatusCode::PAYLOAD_TOO_LARGE, true)),
+            ProtocolError::HeadTimeout => None,
+        }
+    }
+}
+
+/// How a connection ended, for the error log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectionEnd {
+    /// Cleanly (the client closed, keep-alive ended, shutdown).
+    Clean,
+    /// The client's fault: a malformed request (hyper answered 4xx), a
+    /// truncated message, a reset. Logged at DEBUG, as Gunicorn does.
+    Client,
+    /// Ours or the application's: a response body that failed, an internal
+    /// error. Logged at ERROR.
+    Server,
+}
+
+impl ConnectionEnd {
+    pub fn classify(result: &Result<(), hyper::Error>) -> ConnectionEnd {
+        let Err(e) = result else {
+            return ConnectionEnd::Clean;
+        };
+        if e.is_parse()
+            || e.is_parse_too_large()
+            || e.is_parse_version_h2()
+            || e.is_incomplete_message()
+            || e.is_timeout()
+            || e.is_canceled()
+            || e.is_closed()
+        {
+            return ConnectionEnd::Client;
+        }
+        if e.is_body_write_aborted() || e.is_user() {
+            return ConnectionEnd::Server;
+        }
+        // What remains is I/O: a reset or broken pipe is the peer leaving.
+        let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        match io.map(|io| io.kind()) {
+            Some(
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::TimedOut,
+            ) => ConnectionEnd::Client,
+            _ => ConnectionEnd::Server,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The hyper ↔ application adapter: one HTTP/1 connection from accept to
+//! close.
+//!
+//! - `conn`: the connection driver and its timeouts (`--header-timeout`,
+//!   `--keep-alive`), and the worker's drain phases.
+//! - `service`: the hyper service that calls the application.
+//! - `body`: the request body under `--limit-request-body`, the response
+//!   body counted for the access log.
+//! - `limits`: request line and header field limits.
+//! - `proxy`: `--forwarded-allow-ips` and the forwarding headers.
+//! - `order`: the arrival order of header fields, from the raw head.
+//! - [`error`]: protocol errors and the one match from error to status.
+//!
+//! What hyper does for us: framing (Content-Length, chunked both ways),
+//! keep-alive and HTTP/1.0 semantics, pipelining, `Expect: 100-continue`
+//! (sent when the application first polls the body), HEAD, the `Date`
+//! header, and the 400/414/431 answers to heads it cannot parse.
+
+mod body;
+pub(crate) mod conn;
+pub mod error;
+mod limits;
+mod order;
+mod proxy;
+mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferricorn_app_interface::{BlockingSpawner, ServerAddr, SharedSpawner};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::config::{Config, ForwardedAllowIps};
+use crate::worker::WorkerContext;
+use conn::{Activity, Phase, Timeouts, TrackedIo};
+use service::{ConnMeta, ConnService};
+
+/// Request-head and body limits, resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub request_line: usize,
+    pub fields: usize,
+    pub field_size: usize,
+    pub body: Option<u64>,
+}
+
+/// What every connection of a worker shares.
+pub(crate) struct Shared<A> {
+    pub app: Arc<A>,
+    pub settings: HttpSettings,
+    pub ctx: WorkerContext,
+    pub spawner: SharedSpawner,
+}
+
+/// The HTTP settings of a worker, taken from its [`Config`] once.
+pub(crate) struct HttpSettings {
+    pub limits: Limits,
+    pub forwarded: ForwardedAllowIps,
+    pub request_timeout: Option<Duration>,
+    pub timeouts: Timeouts,
+    /// The largest head hyper accepts (`Config::max_head_size`).
+    pub head_cap: usize,
+    builder: http1::Builder,
+}
+
+impl HttpSettings {
+    pub fn new(config: &Config) -> HttpSettings {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            // Our own deadlines replace hyper's; see `conn`.
+            .header_read_timeout(None)
+            .keep_alive(config.keep_alive.is_some())
+            .max_buf_size(config.max_head_size());
+        // hyper keeps 100 header slots on the stack by default; asking for
+        // any other number moves them to the heap, so only ask when needed.
+        if config.limit_request_fields != 100 {
+            builder.max_headers(config.limit_request_fields);
+        }
+        HttpSettings {
+            limits: Limits {
+                request_line: config.limit_request_line,
+                fields: config.limit_request_fields,
+                field_size: config.limit_request_field_size,
+                body: config.limit_request_body,
+            },
+            forwarded: config.forwarded_allow_ips.clone(),
+            request_timeout: config.request_timeout,
+            timeouts: Timeouts {
+                header: config.header_timeout,
+                keep_alive: config.keep_alive,
+            },
+            head_cap: config.max_head_size(),
+            builder,
+        }
+    }
+}
+
+/// Runs blocking jobs on the worker runtime's blocking pool.
+pub(crate) struct TokioSpawner(pub tokio::runtime::Handle);
+
+impl BlockingSpawner for TokioSpawner {
+    fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send + 'static>) {
+        self.0.spawn_blocking(job);
+    }
+}
+
+/// Serves one accepted connection until it closes or the worker stops.
+pub(crate) async fn serve_connection<A, S>(
+    shared: Arc<Shared<A>>,
+    stream: S,
+    peer: Option<SocketAddr>,
+    server: ServerAddr,
+    phase: watch::Receiver<Phase>,
+) where
+    A: ferricorn_app_interface::Application,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new(shared.settings.head_cap);
+    let io = TokioIo::new(TrackedIo::new(stream, Arc::clone(&activity)));
+    let timeouts = shared.settings.timeouts;
+    let peer_name = peer.map_or_else(|| server.to_string(), |p| p.to_string());
+    let service = ConnService {
+        shared: Arc::clone(&shared),
+        conn: Arc::new(ConnMeta {
+            peer,
+            server,
+            activity: Arc::clone(&activity),
+        }),
+    };
+    let conn = shared.settings.builder.serve_connection(io, service);
+    conn::drive(conn, activity, timeouts, phase, &peer_name).await;
+}
+
+/// Answers a connection over `--worker-connections` with 503 and closes
+/// it. It reads the request first, so the client sees the answer rather
+/// than a reset, within `--header-timeout`.
+pub(crate) async fn refuse_connection<S>(stream: S, settings: &HttpSettings)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(false);
+    let service = hyper::service::service_fn(|_req| async {
+        let mut res = hyper::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        res.headers_mut().insert(
+            http::header::SERVER,
+            http::HeaderValue::from_static(service::SERVER_NAME),
+        );
+        res.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        Ok::<_, std::convert::Infallible>(res)
+    });
+    let limit = settings.timeouts.header.unwrap_or(Duration::from_secs(10));
+    let _ = tokio::time::timeout(
+        limit,
+        builder.serve_connection(TokioIo::new(stream), service),
+    )
+    .await;
+}

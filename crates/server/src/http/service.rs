@@ -1,0 +1,333 @@
+//! The hyper service: one request from hyper's types to the application's
+//! and the response back, with the server's rules around the call.
+//!
+//! In order: count the request and register it in flight; pick its request
+//! id; apply the proxy rules; refuse it for a protocol limit (414, 431, or
+//! 413 for a declared body over the limit) without calling the application;
+//! call the application with the body streamed under the limit, catching a
+//! panic (empty 500) and applying `--request-timeout` (504); then add our
+//! headers. The request's bookkeeping (in-flight entry, keep-alive
+//! activity, access log line) ends with the response body, in
+//! [`Finish::done`].
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use ferricorn_app_interface::response::empty;
+use ferricorn_app_interface::{Application, Body, ConnectionInfo, Request, ServerAddr};
+use futures_util::FutureExt;
+use http::header::{HeaderValue, CONNECTION, SERVER};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::{LimitedIncoming, TrackedBody};
+use super::conn::{Activity, ActivityGuard};
+use super::error::ProtocolError;
+use super::{limits, proxy, Shared};
+use crate::logging::{self, access::AccessRecord};
+use crate::worker::InFlightGuard;
+
+/// The `Server` header value.
+pub(crate) const SERVER_NAME: &str = "ferricorn";
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What a connection's service knows about the connection.
+pub(crate) struct ConnMeta {
+    pub peer: Option<SocketAddr>,
+    pub server: ServerAddr,
+    pub activity: Arc<Activity>,
+}
+
+/// The hyper service of one connection.
+pub(crate) struct ConnService<A> {
+    pub shared: Arc<Shared<A>>,
+    pub conn: Arc<ConnMeta>,
+}
+
+impl<A: Application> hyper::service::Service<hyper::Request<Incoming>> for ConnService<A> {
+    type Response = hyper::Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move { Ok(handle(shared, conn, req).await) })
+    }
+}
+
+/// The end of a request's life, run when its response body is finished or
+/// dropped.
+pub(crate) struct Finish {
+    _activity: ActivityGuard,
+    _in_flight: InFlightGuard,
+    method: Method,
+    path: String,
+    request_id: String,
+    started: Instant,
+    log: Option<AccessRecord>,
+}
+
+impl Finish {
+    pub fn done(self, bytes: u64, _complete: bool) {
+        if let Some(mut record) = self.log {
+            record.bytes = bytes;
+            record.duration = self.started.elapsed();
+            logging::access(&record);
+        }
+    }
+
+    pub fn body_failed(&self, why: &str) {
+        logging::error(&format!(
+            "Response body failed for {} {} (request id {}): {why}",
+            self.method, self.path, self.request_id
+        ));
+    }
+}
+
+async fn handle<A: Application>(
+    shared: Arc<Shared<A>>,
+    conn: Arc<ConnMeta>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<TrackedBody> {
+    let started = Instant::now();
+    let activity = conn.activity.begin();
+    shared.ctx.count_request();
+    let settings = &shared.settings;
+    let (mut parts, incoming) = req.into_parts();
+    if let Some(order) = conn.activity.header_order(&parts) {
+        parts.extensions.insert(order);
+    }
+
+    let request_id = request_id_of(&parts.headers);
+    let facts = proxy::client_facts(conn.peer, &parts.headers, &settings.forwarded);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned());
+    let in_flight = shared
+        .ctx
+        .in_flight
+        .begin(parts.method.as_str(), &path, &request_id);
+    let log = logging::access_enabled().then(|| AccessRecord {
+        remote_addr: facts.remote_addr.clone(),
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        version: parts.version,
+        status: 0,
+        bytes: 0,
+        request_headers: parts.headers.clone(),
+        response_headers: HeaderMap::new(),
+        started: SystemTime::now(),
+        duration: Duration::ZERO,
+        request_id: request_id.clone(),
+        worker_id: shared.ctx.worker_id,
+    });
+    let mut finish = Finish {
+        _activity: activity,
+        _in_flight: in_flight,
+        method: parts.method.clone(),
+        path,
+        request_id: request_id.clone(),
+        started,
+        log,
+    };
+
+    let tripped = Arc::new(AtomicBool::new(false));
+    let mut close = false;
+    let declared = http_body::Body::size_hint(&incoming).lower();
+    let refused = limits::check_head(&parts, &settings.limits)
+        .err()
+        .or_else(|| {
+            settings
+                .limits
+                .body
+                .filter(|limit| declared > *limit)
+                .map(|limit| ProtocolError::BodyTooLarge { limit })
+        });
+    let mut response = match refused {
+        Some(err) => {
+            if logging::enabled(crate::config::LogLevel::Debug) {
+                logging::debug(&format!(
+                    "Refused {} {} from {}: {err}",
+                    finish.method, finish.path, facts.remote_addr
+                ));
+            }
+            match err.response() {
+                Some((status, closes)) => {
+                    close = closes;
+                    empty(status)
+                }
+                None => {
+                    close = true;
+                    empty(StatusCode::BAD_REQUEST)
+                }
+            }
+        }
+        None => {
+            parts.extensions.insert(ConnectionInfo {
+                socket_peer: conn.peer,
+                remote_addr: facts.remote_addr,
+                remote_port: facts.remote_port,
+                scheme: facts.scheme,
+                server: conn.server.clone(),
+                worker_id: shared.ctx.worker_id,
+                request_id: request_id.clone(),
+            });
+            parts.extensions.insert(shared.spawner.clone());
+            let body = LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&tripped));
+            let request = Request::from_parts(parts, Body::from_stream(body));
+            call_app(&shared, request, &finish).await
+        }
+    };
+
+    if tripped.load(Ordering::Relaxed) {
+        // The rest of the body was not read; do not try to reuse the
+        // connection. An application that turned the error into a 5xx
+        // gets the status it should have chosen.
+        close = true;
+        if response.status().is_server_error() {
+            response = empty(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    }
+    let headers = response.headers_mut();
+    if !headers.contains_key(SERVER) {
+        headers.insert(SERVER, HeaderValue::from_static(SERVER_NAME));
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert(X_REQUEST_ID.clone(), v);
+        }
+    }
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(record) = &mut finish.log {
+        record.status = response.status().as_u16();
+        record.response_headers = response.headers().clone();
+    }
+    response.map(|body| TrackedBody::new(body, finish))
+}
+
+/// Calls the application: a panic becomes an empty 500, a call past
+/// `--request-timeout` an empty 504. The deadline covers producing the
+/// response head; a streamed body after it is not cut.
+async fn call_app<A: Application>(
+    shared: &Shared<A>,
+    request: Request,
+    finish: &Finish,
+) -> ferricorn_app_interface::Response {
+    let call = AssertUnwindSafe(shared.app.call(request)).catch_unwind();
+    let outcome = match shared.settings.request_timeout {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                logging::error(&format!(
+                    "Request timeout: {} {} (request id {}) took longer than --request-timeout ({}s); answered 504",
+                    finish.method,
+                    finish.path,
+                    finish.request_id,
+                    limit.as_secs_f64()
+                ));
+                return empty(StatusCode::GATEWAY_TIMEOUT);
+            }
+        },
+        None => call.await,
+    };
+    match outcome {
+        Ok(response) => response,
+        Err(panic) => {
+            logging::error(&format!(
+                "Error handling request {} {} (request id {}): the application panicked: {}",
+                finish.method,
+                finish.path,
+                finish.request_id,
+                panic_message(&panic)
+            ));
+            empty(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+/// The client's `X-Request-Id` when it is sane (1 to 128 characters of
+/// letters, digits and `-_.:/+=@`, so it cannot break a log line), else a
+/// new one.
+fn request_id_of(headers: &HeaderMap) -> String {
+    headers
+        .get(&X_REQUEST_ID)
+        .map(HeaderValue::as_bytes)
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
+        })
+        .map_or_else(new_request_id, |v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// 32 hex digits: a per-process random half and a counter scrambled by
+/// splitmix64 (a bijection, so ids never repeat within a process).
+fn new_request_id() -> String {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        h.finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:016x}{:016x}",
+        splitmix64(seed ^ 0x5bd1_e995_7f4a_7c15),
+        splitmix64(seed.wrapping_add(n))
+    )
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(request_id_of(&h), "abc-123");
+        h.insert("x-request-id", "bad id\"with quotes".parse().unwrap());
+        let generated = request_id_of(&h);
+        assert_eq!(generated.len(), 32);
+        assert_ne!(generated, request_id_of(&h));
+        assert_eq!(request_id_of(&HeaderMap::new()).len(), 32);
+    }
+}

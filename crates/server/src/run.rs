@@ -1,0 +1,136 @@
+//! The entry points of a binary that serves an application: [`main`] and
+//! [`serve_main`]. Exit codes are chosen here and only here.
+//!
+//! For now this runs one serving process (the worker part, in this
+//! process). The prefork master replaces the body of [`serve_main`] when
+//! `--workers` asks for processes; the worker part stays callable on its
+//! own through [`crate::worker::run_worker_process`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferricorn_app_interface::{Application, BoxError};
+
+use crate::config::{Config, ServerArgs};
+use crate::listener::Listener;
+use crate::logging;
+use crate::worker::supervised;
+use crate::arbiter;
+
+/// Exit code: the configuration is invalid (as clap uses for bad flags).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: the server could not start (a bind, a log file).
+pub const EXIT_START: u8 = 1;
+/// Exit code: the application could not be built or started (Gunicorn's
+/// `WORKER_BOOT_ERROR`).
+pub const EXIT_APP_START: u8 = 3;
+
+/// The command line of a binary that only serves: the server's flags.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferricorn",
+    version,
+    about = "Serve an application with ferricorn"
+)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Parses the process's command line and serves `make_app`'s application.
+///
+/// ```no_run
+/// use ferricorn_app_interface::{from_fn, Request};
+///
+/// async fn hello(_req: Request) -> &'static str {
+///     "Hello, World!\n"
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     ferricorn_server::main(|| Ok(from_fn(hello)))
+/// }
+/// ```
+pub fn main<A, F>(make_app: F) -> ExitCode
+where
+    A: Application,
+    F: Fn() -> Result<A, BoxError> + Send + Sync + 'static,
+{
+    serve_main(Cli::parse().server, make_app)
+}
+
+/// Resolves `args`, then serves the application `make_app` builds until
+/// SIGTERM or SIGINT, and drains gracefully.
+///
+/// `--check-config` exits 0 or 1; `--print-config` prints the resolved
+/// configuration as TOML. A bad configuration exits 2 with a message on
+/// stderr; a failed bind exits 1; an application that cannot start exits 3.
+/// `Listening at: ...` lines are logged only once the application's
+/// start-up hook has run, signal handlers are installed and every listener
+/// accepts.
+pub fn serve_main<A, F>(args: ServerArgs, make_app: F) -> ExitCode
+where
+    A: Application,
+    F: Fn() -> Result<A, BoxError> + Send + Sync + 'static,
+{
+    // Before anything else: the binary's path and arguments as started, for
+    // workers and for a USR2 upgrade.
+    arbiter::remember_start();
+    let (check, print) = (args.check_config, args.print_config);
+    let config = match Config::resolve(args.clone()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(if check { 1 } else { EXIT_CONFIG });
+        }
+    };
+    if let Some(worker_id) = supervised::worker_id_from_env() {
+        return worker_main(config, worker_id, make_app);
+    }
+    if check {
+        eprintln!("Configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    if print {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    let code = arbiter::master_main(args, config);
+    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_START))
+}
+
+/// A worker process started by the master: serve until told to stop.
+fn worker_main<A, F>(config: Config, worker_id: u32, make_app: F) -> ExitCode
+where
+    A: Application,
+    F: Fn() -> Result<A, BoxError> + Send + Sync + 'static,
+{
+    if let Err(e) = logging::init(&config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_START);
+    }
+    let code = match supervised::run(config, worker_id, make_app) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_app_start() => {
+            logging::critical(&format!("Worker failed to boot: {e}"));
+            ExitCode::from(EXIT_APP_START)
+        }
+        Err(e) => {
+            logging::critical(&e.to_string());
+            ExitCode::from(EXIT_START)
+        }
+    };
+    logging::flush();
+    code
+}
+
+/// Binds every `--bind` address, or says which one failed and why.
+pub fn bind_all(config: &Config) -> Result<Vec<Listener>, String> {
+    config
+        .bind
+        .iter()
+        .map(|addr| {
+            Listener::bind(addr, config.backlog)
+                .map_err(|e| format!("Cannot listen at {addr} (--bind): {e}"))
+        })
+        .collect()
+}

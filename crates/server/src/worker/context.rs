@@ -1,0 +1,181 @@
+//! What a worker shares with whoever supervises it: its id, a request
+//! counter, the registry of requests in flight and a "ready" flag.
+//!
+//! The master's heartbeat reads these to report progress and, when a worker
+//! hangs, which request it was stuck on.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Handles into a running worker. Cheap to clone: every field is shared.
+#[derive(Clone, Debug)]
+pub struct WorkerContext {
+    /// The worker's number (1-based), as in `ConnectionInfo::worker_id`.
+    pub worker_id: u32,
+    /// Requests started so far (counted when the head is parsed).
+    pub requests: Arc<AtomicU64>,
+    /// The requests being served now.
+    pub in_flight: InFlight,
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
+    /// `--max-requests` (with jitter): the worker stops once it has started
+    /// this many requests. `u64::MAX` = no quota.
+    quota: Arc<AtomicU64>,
+    quota_reached: Arc<tokio::sync::Notify>,
+}
+
+impl WorkerContext {
+    /// A context for worker `worker_id`.
+    pub fn new(worker_id: u32) -> WorkerContext {
+        WorkerContext {
+            worker_id,
+            requests: Arc::new(AtomicU64::new(0)),
+            in_flight: InFlight::default(),
+            ready: Arc::new(tokio::sync::watch::channel(false).0),
+            quota: Arc::new(AtomicU64::new(u64::MAX)),
+            quota_reached: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Sets the number of requests after which the worker stops.
+    pub fn set_request_quota(&self, quota: u64) {
+        self.quota.store(quota, Ordering::Relaxed);
+    }
+
+    /// Counts a request that starts; wakes [`WorkerContext::quota_reached`]
+    /// when it is the last of the quota.
+    pub(crate) fn count_request(&self) {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.quota.load(Ordering::Relaxed) {
+            self.quota_reached.notify_one();
+        }
+    }
+
+    /// Resolves once the request quota is used up.
+    pub async fn quota_reached(&self) {
+        self.quota_reached.notified().await
+    }
+
+    /// Requests started so far.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the worker has run the application's start-up hook and
+    /// accepts connections (at once if it already does).
+    pub async fn ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// Whether the worker accepts connections.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.send_replace(true);
+    }
+}
+
+/// A request being served, as [`InFlight::oldest`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlightRequest {
+    /// The method.
+    pub method: String,
+    /// The path and query as received.
+    pub path: String,
+    /// The request id (as in the access log).
+    pub request_id: String,
+    /// When the worker started serving it.
+    pub started: Instant,
+}
+
+/// The registry of requests in flight in one worker.
+#[derive(Clone, Debug, Default)]
+pub struct InFlight {
+    inner: Arc<Mutex<Registry>>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    next: u64,
+    // Keyed by start order, so the first entry is the oldest request.
+    requests: BTreeMap<u64, InFlightRequest>,
+}
+
+/// Removes its request from the registry when dropped.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    registry: InFlight,
+    key: u64,
+}
+
+impl InFlight {
+    /// Records a request; it stays in flight until the guard is dropped.
+    pub fn begin(&self, method: &str, path: &str, request_id: &str) -> InFlightGuard {
+        let mut reg = self.lock();
+        let key = reg.next;
+        reg.next += 1;
+        reg.requests.insert(
+            key,
+            InFlightRequest {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                request_id: request_id.to_owned(),
+                started: Instant::now(),
+            },
+        );
+        InFlightGuard {
+            registry: self.clone(),
+            key,
+        }
+    }
+
+    /// The request that has been in flight longest.
+    pub fn oldest(&self) -> Option<InFlightRequest> {
+        self.lock().requests.values().next().cloned()
+    }
+
+    /// How many requests are in flight.
+    pub fn len(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    /// Whether no request is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (each operation is one insert or remove), so poison is ignored.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.registry.lock().requests.remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oldest_is_first_begun_and_guards_remove() {
+        let f = InFlight::default();
+        assert!(f.oldest().is_none());
+        let a = f.begin("GET", "/a", "1");
+        let b = f.begin("POST", "/b", "2");
+        assert_eq!(f.oldest().unwrap().path, "/a");
+        drop(a);
+        assert_eq!(f.oldest().unwrap().request_id, "2");
+        assert_eq!(f.len(), 1);
+        drop(b);
+        assert!(f.is_empty());
+    }
+}

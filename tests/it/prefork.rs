@@ -1,0 +1,607 @@
+//! The prefork master (issue 4), driven with real signals: worker processes,
+//! TERM/INT/HUP/TTIN/TTOU/USR2, worker liveness, recycling, the pidfile, and
+//! zero failed requests under small bounded loads on loopback.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::harness::*;
+
+/// Waits until the master has exactly `n` live worker processes and returns
+/// their pids.
+fn wait_for_workers(server: &Server, n: usize, timeout: Duration) -> Vec<i32> {
+    let mut kids = Vec::new();
+    let ok = wait_until(timeout, || {
+        kids = children_of(server.pid());
+        kids.len() == n
+    });
+    assert!(
+        ok,
+        "expected {n} workers of master {}, found {kids:?}\n--- stderr ---\n{}",
+        server.pid(),
+        server.stderr()
+    );
+    kids
+}
+
+/// Waits until every worker serves: `n` workers and each answered a request.
+fn start_prefork(args: &[&str], workers: usize) -> (Server, Vec<i32>) {
+    let server = Server::echo(args);
+    let pids = wait_for_workers(&server, workers, Duration::from_secs(15));
+    // The announcement comes from the master; make sure requests are served.
+    assert_eq!(
+        request(server.addr(), get_close("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+    (server, pids)
+}
+
+/// One outcome of a request made by [`Load`].
+#[derive(Debug)]
+enum Outcome {
+    Served(i32),
+    Failed(String),
+}
+
+/// A small bounded load: `threads` clients, each making sequential requests
+/// on new connections (`Connection: close`), until stopped or `MAX_LOAD`
+/// passes.
+struct Load {
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<Vec<Outcome>>>,
+}
+
+const MAX_LOAD: Duration = Duration::from_secs(30);
+
+impl Load {
+    fn start(addr: SocketAddr, threads: usize, path: &'static str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let started = Instant::now();
+                    let mut outcomes = Vec::new();
+                    while !stop.load(Ordering::Relaxed) && started.elapsed() < MAX_LOAD {
+                        outcomes.push(one_request(addr, path));
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load { stop, handles }
+    }
+
+    fn finish(self) -> Vec<Outcome> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("load thread"))
+            .collect()
+    }
+}
+
+fn one_request(addr: SocketAddr, path: &str) -> Outcome {
+    let attempt = || -> Result<i32, String> {
+        let stream = std::net::TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        use std::io::Write;
+        reader
+            .get_mut()
+            .write_all(get_close(path).as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let resp = read_response(&mut reader, false).map_err(|e| format!("read: {e}"))?;
+        if resp.status_line != "HTTP/1.1 200 OK" {
+            return Err(resp.status_line);
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&resp.body).map_err(|e| format!("json: {e}"))?;
+        json["pid"]
+            .as_i64()
+            .map(|p| p as i32)
+            .ok_or_else(|| "no pid".to_string())
+    };
+    match attempt() {
+        Ok(pid) => Outcome::Served(pid),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn served_pids(outcomes: &[Outcome]) -> BTreeSet<i32> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Served(pid) => Some(*pid),
+            Outcome::Failed(_) => None,
+        })
+        .collect()
+}
+
+fn assert_no_failures(outcomes: &[Outcome], server: &Server) {
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Failed(e) => Some(e.as_str()),
+            Outcome::Served(_) => None,
+        })
+        .collect();
+    assert!(
+        outcomes.len() >= 20,
+        "the load made only {} requests",
+        outcomes.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}\n--- stderr ---\n{}",
+        failed.len(),
+        outcomes.len(),
+        &failed[..failed.len().min(10)],
+        server.stderr()
+    );
+}
+
+#[test]
+fn workers_are_processes_serving_the_master_sockets() {
+    let (server, workers) = start_prefork(&["--workers", "2"], 2);
+    assert!(!workers.contains(&server.pid()));
+    let pids: BTreeSet<i32> = (0..40).map(|_| echo_pid(server.addr()) as i32).collect();
+    assert!(
+        pids.iter().all(|p| workers.contains(p)),
+        "served by {pids:?}, workers are {workers:?}"
+    );
+}
+
+#[test]
+fn load_is_spread_over_the_workers() {
+    let (server, workers) = start_prefork(&["--workers", "2"], 2);
+    let load = Load::start(server.addr(), 4, "/");
+    thread::sleep(Duration::from_secs(2));
+    let outcomes = load.finish();
+    assert_no_failures(&outcomes, &server);
+    let counts = tally(outcomes.iter().filter_map(|o| match o {
+        Outcome::Served(pid) => Some(*pid),
+        Outcome::Failed(_) => None,
+    }));
+    let total = outcomes.len();
+    for w in &workers {
+        let n = counts.get(w).copied().unwrap_or(0);
+        assert!(
+            n * 5 >= total,
+            "worker {w} served {n} of {total} requests: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn term_lets_in_flight_requests_finish_and_exits_zero() {
+    let (mut server, _) = start_prefork(&["--workers", "1", "--graceful-timeout", "10"], 1);
+    let addr = server.addr();
+    let in_flight = thread::spawn(move || {
+        let mut conn = Conn::tcp(addr);
+        conn.roundtrip(get("/sleep?s=2"))
+    });
+    // Give the request time to reach the worker.
+    thread::sleep(Duration::from_millis(500));
+    let termed = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let resp = in_flight.join().unwrap();
+    assert_eq!(resp.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(resp.json()["path"], "/sleep");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("master still running 10 s after TERM\n{}", server.stderr()));
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert!(termed.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn term_stops_accepting_new_connections_while_draining() {
+    let (mut server, _) = start_prefork(&["--workers", "1", "--graceful-timeout", "10"], 1);
+    let addr = server.addr();
+    let in_flight = thread::spawn(move || Conn::tcp(addr).roundtrip(get("/sleep?s=2")));
+    thread::sleep(Duration::from_millis(500));
+    server.signal(Signal::SIGTERM);
+    thread::sleep(Duration::from_millis(500));
+    // While the old request drains, a new one is not served.
+    let late = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map(|s| {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        use std::io::Write;
+        let _ = reader.get_mut().write_all(get_close("/late").as_bytes());
+        read_response(&mut reader, false)
+    });
+    if let Ok(Ok(resp)) = &late {
+        panic!("a connection made after TERM was served: {resp:?}");
+    }
+    assert_eq!(in_flight.join().unwrap().status_line, "HTTP/1.1 200 OK");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("master exits after TERM");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn usr1_reopens_the_access_log() {
+    let log = TempFile(temp_path("usr1", "log"));
+    let rotated = TempFile(temp_path("usr1-rotated", "log"));
+    let (server, _) = start_prefork(
+        &[
+            "--workers",
+            "1",
+            "--access-logfile",
+            log.path().to_str().unwrap(),
+        ],
+        1,
+    );
+    let logged = |path: &std::path::Path, needle: &str| {
+        wait_until(Duration::from_secs(3), || {
+            std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+        })
+    };
+    request(server.addr(), get_close("/before-rotation"));
+    assert!(logged(log.path(), "/before-rotation"));
+    std::fs::rename(log.path(), rotated.path()).unwrap();
+    server.signal(Signal::SIGUSR1);
+    // The reopen is asynchronous: keep asking until a line lands in the new file.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            request(server.addr(), get_close("/after-rotation"));
+            logged(log.path(), "/after-rotation")
+        }),
+        "no line in a new {} after USR1\n{}",
+        log.path().display(),
+        server.stderr()
+    );
+    let old = std::fs::read_to_string(rotated.path()).unwrap();
+    assert!(old.contains("/before-rotation"));
+}
+
+#[test]
+fn term_kills_what_remains_after_the_graceful_timeout() {
+    let (mut server, _) = start_prefork(&["--workers", "1", "--graceful-timeout", "1"], 1);
+    let addr = server.addr();
+    let in_flight = thread::spawn(move || {
+        let mut conn = Conn::tcp(addr);
+        conn.send(get("/sleep?s=20"));
+        conn.try_response()
+    });
+    thread::sleep(Duration::from_millis(500));
+    let termed = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(8))
+        .unwrap_or_else(|| panic!("master still running 8 s after TERM with --graceful-timeout 1"));
+    assert!(
+        termed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        termed.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert!(
+        in_flight.join().unwrap().is_err(),
+        "the 20 s request cannot have completed"
+    );
+}
+
+#[test]
+fn int_stops_quickly() {
+    let (mut server, workers) = start_prefork(&["--workers", "1", "--graceful-timeout", "30"], 1);
+    let addr = server.addr();
+    let in_flight = thread::spawn(move || {
+        let mut conn = Conn::tcp(addr);
+        conn.send(get("/sleep?s=20"));
+        conn.try_response()
+    });
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    server.signal(Signal::SIGINT);
+    server
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("master still running 5 s after INT\n{}", server.stderr()));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(in_flight.join().unwrap().is_err());
+    assert!(wait_until(Duration::from_secs(3), || workers
+        .iter()
+        .all(|w| !process_alive(*w))));
+}
+
+#[test]
+fn quit_stops_quickly() {
+    let (mut server, _) = start_prefork(&["--workers", "1"], 1);
+    server.signal(Signal::SIGQUIT);
+    assert!(
+        server.wait_exit(Duration::from_secs(5)).is_some(),
+        "master still running 5 s after QUIT"
+    );
+}
+
+#[test]
+fn hup_reloads_with_new_workers_and_zero_failed_requests() {
+    let (server, old) = start_prefork(&["--workers", "2"], 2);
+    let load = Load::start(server.addr(), 3, "/");
+    thread::sleep(Duration::from_millis(500));
+    server.signal(Signal::SIGHUP);
+    let mut now = Vec::new();
+    let replaced = wait_until(Duration::from_secs(15), || {
+        now = children_of(server.pid());
+        now.len() == 2 && now.iter().all(|p| !old.contains(p))
+    });
+    thread::sleep(Duration::from_millis(500));
+    let outcomes = load.finish();
+    assert!(
+        replaced,
+        "workers not replaced: old {old:?}, now {now:?}\n{}",
+        server.stderr()
+    );
+    assert_no_failures(&outcomes, &server);
+    let pids = served_pids(&outcomes);
+    assert!(
+        now.iter().any(|p| pids.contains(p)),
+        "no request was served by a new worker {now:?}: {pids:?}"
+    );
+}
+
+#[test]
+fn hup_rereads_the_config_file() {
+    let file = TempFile::new("hup", "toml", "limit_request_line = 4094\n");
+    let (server, old) = start_prefork(
+        &["--workers", "1", "--config", file.path().to_str().unwrap()],
+        1,
+    );
+    let line = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(200)
+    );
+    assert_eq!(request(server.addr(), &line).status_line, "HTTP/1.1 200 OK");
+    std::fs::write(file.path(), "limit_request_line = 100\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(15), || {
+        let now = children_of(server.pid());
+        now.len() == 1 && now[0] != old[0]
+    }));
+    assert_eq!(
+        request(server.addr(), &line).status_line,
+        "HTTP/1.1 414 URI Too Long",
+        "HUP did not apply the new limit from the config file"
+    );
+}
+
+#[test]
+fn ttin_and_ttou_change_the_worker_count() {
+    let (server, _) = start_prefork(&["--workers", "2"], 2);
+    server.signal(Signal::SIGTTIN);
+    wait_for_workers(&server, 3, Duration::from_secs(10));
+    server.signal(Signal::SIGTTIN);
+    wait_for_workers(&server, 4, Duration::from_secs(10));
+    server.signal(Signal::SIGTTOU);
+    wait_for_workers(&server, 3, Duration::from_secs(10));
+    // Standard signals do not queue: a second TTOU sent before the first is
+    // delivered merges with it in the kernel, so wait between the two.
+    server.signal(Signal::SIGTTOU);
+    wait_for_workers(&server, 2, Duration::from_secs(10));
+    server.signal(Signal::SIGTTOU);
+    wait_for_workers(&server, 1, Duration::from_secs(10));
+    // Never below one worker.
+    server.signal(Signal::SIGTTOU);
+    thread::sleep(Duration::from_secs(1));
+    wait_for_workers(&server, 1, Duration::from_secs(5));
+    assert_eq!(
+        request(server.addr(), get_close("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+}
+
+#[test]
+fn ttou_under_load_fails_no_request() {
+    let (server, _) = start_prefork(&["--workers", "3"], 3);
+    let load = Load::start(server.addr(), 3, "/");
+    thread::sleep(Duration::from_millis(300));
+    server.signal(Signal::SIGTTOU);
+    wait_for_workers(&server, 2, Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(300));
+    assert_no_failures(&load.finish(), &server);
+}
+
+#[test]
+fn killed_worker_is_replaced_and_the_master_keeps_serving() {
+    let (server, workers) = start_prefork(&["--workers", "2"], 2);
+    let load = Load::start(server.addr(), 2, "/");
+    thread::sleep(Duration::from_millis(300));
+    send_signal(workers[0], Signal::SIGKILL);
+    let mut now = Vec::new();
+    let replaced = wait_until(Duration::from_secs(10), || {
+        now = children_of(server.pid());
+        now.len() == 2 && !now.contains(&workers[0])
+    });
+    // Requests made after the replacement are all served.
+    let outcomes = load.finish();
+    assert!(
+        replaced,
+        "worker not replaced: {now:?}\n{}",
+        server.stderr()
+    );
+    assert!(!outcomes.is_empty());
+    for _ in 0..20 {
+        assert!(echo_pid(server.addr()) > 0);
+    }
+    assert!(process_alive(server.pid()));
+}
+
+#[test]
+fn blocked_worker_is_killed_and_the_log_names_the_request() {
+    let (server, workers) = start_prefork(&["--workers", "1", "--timeout", "2"], 1);
+    let addr = server.addr();
+    let stuck = thread::spawn(move || {
+        let mut conn = Conn::tcp(addr);
+        conn.set_read_timeout(Duration::from_secs(10));
+        conn.send(get("/block?s=30"));
+        conn.try_response()
+    });
+    let replaced = wait_until(Duration::from_secs(10), || {
+        let now = children_of(server.pid());
+        now.len() == 1 && now[0] != workers[0]
+    });
+    assert!(replaced, "blocked worker not replaced\n{}", server.stderr());
+    let stderr = server.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("TIMEOUT") || l.contains("timed out") || l.contains("timeout"))
+        .unwrap_or_else(|| panic!("no worker-timeout line in the log:\n{stderr}"));
+    assert!(
+        line.contains("GET"),
+        "timeout line lacks the method: {line}"
+    );
+    assert!(
+        line.contains("/block"),
+        "timeout line lacks the path: {line}"
+    );
+    assert!(
+        line.to_ascii_lowercase().contains("request") || line.contains("id"),
+        "timeout line lacks the request id: {line}"
+    );
+    let _ = stuck.join();
+    assert_eq!(
+        request(server.addr(), get_close("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+}
+
+#[test]
+fn max_requests_recycles_workers_with_zero_failed_requests() {
+    let (server, _) = start_prefork(&["--workers", "2", "--max-requests", "10"], 2);
+    let load = Load::start(server.addr(), 3, "/");
+    let mut seen = BTreeSet::new();
+    // Until at least 3 generations of workers have served, bounded.
+    let _ = wait_until(Duration::from_secs(15), || {
+        seen.extend(children_of(server.pid()));
+        seen.len() >= 6
+    });
+    let outcomes = load.finish();
+    assert_no_failures(&outcomes, &server);
+    let pids = served_pids(&outcomes);
+    assert!(
+        pids.len() >= 4,
+        "only {} worker pids served {} requests with --max-requests 10",
+        pids.len(),
+        outcomes.len()
+    );
+    let counts = tally(outcomes.iter().filter_map(|o| match o {
+        Outcome::Served(pid) => Some(*pid),
+        Outcome::Failed(_) => None,
+    }));
+    // A request already accepted when the quota is reached is served, never
+    // dropped (Gunicorn's threaded workers behave the same): with 3
+    // concurrent clients, at most 2 beyond the quota.
+    assert!(
+        counts.values().all(|&n| n <= 10 + 2),
+        "a worker served more than --max-requests plus what was in flight: {counts:?}"
+    );
+}
+
+#[test]
+fn pidfile_holds_the_master_pid_and_is_removed_on_exit() {
+    let path = temp_path("pid", "pid");
+    let _cleanup = TempFile(path.clone());
+    let (mut server, _) = start_prefork(&["--workers", "1", "--pid", path.to_str().unwrap()], 1);
+    let text = std::fs::read_to_string(&path).expect("pidfile written");
+    assert_eq!(text.trim(), server.pid().to_string());
+    server.signal(Signal::SIGTERM);
+    server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit after TERM");
+    assert!(!path.exists(), "pidfile left behind after a clean exit");
+}
+
+#[test]
+fn usr2_then_term_upgrades_with_zero_failed_requests() {
+    let path = temp_path("usr2", "pid");
+    let _cleanup = TempFile(path.clone());
+    let upgraded = std::path::PathBuf::from(format!("{}.2", path.display()));
+    let _cleanup2 = TempFile(upgraded.clone());
+    let (mut server, old_workers) =
+        start_prefork(&["--workers", "1", "--pid", path.to_str().unwrap()], 1);
+    let old_master = server.pid();
+    let load = Load::start(server.addr(), 2, "/");
+    thread::sleep(Duration::from_millis(300));
+    server.signal(Signal::SIGUSR2);
+    // The new master writes PIDFILE.2 and is ready when it has a worker.
+    let mut new_master = 0;
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            new_master = std::fs::read_to_string(&upgraded)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            new_master > 0 && children_of(new_master).len() == 1
+        }),
+        "no upgraded master with a worker\n{}",
+        server.stderr()
+    );
+    assert_ne!(new_master, old_master);
+    // The new master's workers serve alongside the old ones; then TERM the old.
+    thread::sleep(Duration::from_millis(300));
+    server.signal(Signal::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .expect("old master exits");
+    assert_eq!(status.code(), Some(0));
+    thread::sleep(Duration::from_millis(500));
+    let outcomes = load.finish();
+    assert_no_failures(&outcomes, &server);
+    assert!(process_alive(new_master), "the upgraded master died");
+    let new_workers = children_of(new_master);
+    let pids = served_pids(&outcomes);
+    assert!(
+        new_workers.iter().any(|p| pids.contains(p)),
+        "no request served by the new master's workers {new_workers:?}"
+    );
+    assert!(old_workers.iter().all(|p| !process_alive(*p)));
+    // The pidfile is the new master's again.
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim() == new_master.to_string())
+            .unwrap_or(false)
+    }));
+    // The new master is in our process group, so the Server's drop kills it;
+    // make sure of it here as well.
+    send_signal(new_master, Signal::SIGKILL);
+}
+
+#[test]
+fn workers_exit_when_the_master_dies() {
+    let (mut server, workers) = start_prefork(&["--workers", "2"], 2);
+    send_signal(server.pid(), Signal::SIGKILL);
+    server
+        .wait_exit(Duration::from_secs(5))
+        .expect("master killed");
+    assert!(
+        wait_until(Duration::from_secs(5), || workers
+            .iter()
+            .all(|w| !process_alive(*w))),
+        "orphaned workers {workers:?} still alive 5 s after the master died"
+    );
+}
+
+#[test]
+fn process_titles_tell_master_from_worker() {
+    let (server, workers) = start_prefork(&["--workers", "1", "--name", "itname"], 1);
+    let title = |pid: i32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    };
+    let master = title(server.pid());
+    let worker = title(workers[0]);
+    assert!(master.contains("ferricorn: master [itname]"), "{master:?}");
+    assert!(worker.contains("ferricorn: worker [itname]"), "{worker:?}");
+}

@@ -16,6 +16,8 @@
 //! - `access_log`: Gunicorn's access log format and the JSON-lines log.
 //! - `conformance`: Gunicorn's request-parser corpus replayed over sockets.
 //! - `prefork`: the master's signals, workers, recycling and upgrades.
+//! - `smuggling`: CL/TE, chunk and field-syntax attacks, and no desync.
+//! - `slow_clients`: trickling and greedy clients, `--worker-connections`.
 
 mod access_log;
 mod config_cli;
@@ -25,5 +27,7 @@ mod http1;
 mod limits;
 mod prefork;
 mod proxy;
+mod slow_clients;
+mod smuggling;
 mod timeouts;
 mod unix_socket;

@@ -93,7 +93,10 @@ mod tests {
         // pid 1 always exists.
         fs::write(&path, "1\n").unwrap();
         let err = Pidfile::create(&path).unwrap_err();
-        assert!(err.to_string().contains("already running on PID 1"), "{err}");
+        assert!(
+            err.to_string().contains("already running on PID 1"),
+            "{err}"
+        );
         fs::remove_file(&path).unwrap();
     }
 }

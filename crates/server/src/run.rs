@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferricorn_app_interface::{Application, BoxError};
 
+use crate::arbiter;
 use crate::config::{Config, ServerArgs};
 use crate::listener::Listener;
 use crate::logging;
 use crate::worker::supervised;
-use crate::arbiter;
 
 /// Exit code: the configuration is invalid (as clap uses for bad flags).
 pub const EXIT_CONFIG: u8 = 2;

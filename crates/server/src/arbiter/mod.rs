@@ -45,7 +45,7 @@ pub(crate) use start::master_main;
 use crate::control::{Busy, WorkerMessage};
 use crate::listener::Listener;
 use crate::pidfile::Pidfile;
-use crate::{logging, systemd, sys};
+use crate::{logging, sys, systemd};
 
 /// Exit code of a worker that could not build the application (Gunicorn's
 /// `WORKER_BOOT_ERROR`). The master stops with it instead of respawning.
@@ -313,13 +313,19 @@ impl Arbiter {
             ArbiterCommand::Reload => self.reload(),
             ArbiterCommand::IncrWorkers => {
                 self.settings.workers += 1;
-                logging::info(&format!("Handling signal: ttin; workers: {}", self.settings.workers));
+                logging::info(&format!(
+                    "Handling signal: ttin; workers: {}",
+                    self.settings.workers
+                ));
             }
             ArbiterCommand::DecrWorkers => {
                 if self.settings.workers > 1 {
                     self.settings.workers -= 1;
                 }
-                logging::info(&format!("Handling signal: ttou; workers: {}", self.settings.workers));
+                logging::info(&format!(
+                    "Handling signal: ttou; workers: {}",
+                    self.settings.workers
+                ));
             }
             ArbiterCommand::ReopenLogs => {
                 logging::info("Handling signal: usr1; reopening log files");
@@ -453,7 +459,10 @@ impl Arbiter {
         self.old_master = None;
         if let (Some(pidfile), Some(path)) = (&mut self.pidfile, &self.settings.pidfile) {
             if let Err(e) = pidfile.rename(path) {
-                logging::error(&format!("Could not rename the pidfile to {}: {e}", path.display()));
+                logging::error(&format!(
+                    "Could not rename the pidfile to {}: {e}",
+                    path.display()
+                ));
             }
         }
         logging::info("Master has been promoted.");
@@ -475,19 +484,23 @@ impl Arbiter {
             }
         }
         for (pid, status) in exited {
-            let Some(worker) = self.workers.remove(&pid) else { continue };
+            let Some(worker) = self.workers.remove(&pid) else {
+                continue;
+            };
             // A worker exits 0 on its own only when it retires (its request
             // quota is used up, or its master is gone).
-            let expected = worker.stopping.is_some()
-                || worker.aborted.is_some()
-                || status.success();
+            let expected =
+                worker.stopping.is_some() || worker.aborted.is_some() || status.success();
             use std::os::unix::process::ExitStatusExt;
             if status.code() == Some(WORKER_BOOT_ERROR) && !worker.ready {
                 self.boot_failed(&worker);
                 continue;
             }
             if expected {
-                logging::debug(&format!("Worker {} (pid: {pid}) exited: {status}", worker.id));
+                logging::debug(&format!(
+                    "Worker {} (pid: {pid}) exited: {status}",
+                    worker.id
+                ));
                 continue;
             }
             match (status.code(), status.signal()) {
@@ -553,7 +566,9 @@ impl Arbiter {
     /// Kills workers that stayed silent for `--timeout`, naming what they
     /// were serving.
     fn murder_silent_workers(&mut self) {
-        let Some(timeout) = self.settings.timeout else { return };
+        let Some(timeout) = self.settings.timeout else {
+            return;
+        };
         let now = Instant::now();
         for (pid, worker) in &mut self.workers {
             if let Some(at) = worker.aborted {
@@ -606,7 +621,10 @@ impl Arbiter {
                         worker.started.elapsed().as_secs_f64(),
                         limit.as_secs_f64()
                     );
-                    logging::info(&format!("Recycling worker {} (pid: {pid}): {reason}", worker.id));
+                    logging::info(&format!(
+                        "Recycling worker {} (pid: {pid}): {reason}",
+                        worker.id
+                    ));
                     worker.retire = Some(Retire::Recycle(reason));
                     continue;
                 }
@@ -624,14 +642,21 @@ impl Arbiter {
                         rss >> 20,
                         limit >> 20
                     );
-                    logging::info(&format!("Recycling worker {} (pid: {pid}): {reason}", worker.id));
+                    logging::info(&format!(
+                        "Recycling worker {} (pid: {pid}): {reason}",
+                        worker.id
+                    ));
                     worker.retire = Some(Retire::Recycle(reason));
                 }
             }
         }
 
         // Retire marked workers once the serving, ready ones reach the target.
-        let ready = self.workers.values().filter(|w| w.serving() && w.ready).count();
+        let ready = self
+            .workers
+            .values()
+            .filter(|w| w.serving() && w.ready)
+            .count();
         let retiring: Vec<u32> = self
             .workers
             .iter()
@@ -658,7 +683,10 @@ impl Arbiter {
                     Some(Retire::Scale) => "fewer workers wanted".to_string(),
                     None => "stop".to_string(),
                 };
-                logging::info(&format!("Stopping worker {} (pid: {pid}): {why}", worker.id));
+                logging::info(&format!(
+                    "Stopping worker {} (pid: {pid}): {why}",
+                    worker.id
+                ));
                 let _ = sys::kill(pid, libc::SIGTERM);
                 worker.stopping = Some(Instant::now());
             }
@@ -724,13 +752,12 @@ impl Arbiter {
             .find(|id| !self.workers.values().any(|w| w.id == *id))
             .expect("a free worker id");
         let (ours, theirs) = UnixStream::pair()?;
-        let listener_fds: Vec<i32> = self.listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
-        let child = spawn::worker(
-            id,
-            &self.settings,
-            &listener_fds,
-            theirs.as_raw_fd(),
-        )?;
+        let listener_fds: Vec<i32> = self
+            .listeners
+            .iter()
+            .map(|l| l.as_fd().as_raw_fd())
+            .collect();
+        let child = spawn::worker(id, &self.settings, &listener_fds, theirs.as_raw_fd())?;
         drop(theirs);
         let pid = child.id();
         logging::info(&format!("Booting worker with pid: {pid}"));

@@ -78,7 +78,10 @@ pub(crate) fn inherited_master_fds() -> std::io::Result<Vec<OwnedFd>> {
     let Ok(list) = std::env::var(ENV_MASTER_FDS) else {
         return Ok(Vec::new());
     };
-    parse_fds(&list)?.into_iter().map(sys::take_inherited_fd).collect()
+    parse_fds(&list)?
+        .into_iter()
+        .map(sys::take_inherited_fd)
+        .collect()
 }
 
 /// Parses a comma-separated fd list from the environment.
@@ -108,7 +111,10 @@ fn base_command(program: impl Into<PathBuf>, arg0: OsString) -> Command {
 }
 
 fn join(fds: &[RawFd]) -> String {
-    fds.iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(",")
+    fds.iter()
+        .map(|fd| fd.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Starts worker `id`. It inherits the listeners and `control_fd`, drops

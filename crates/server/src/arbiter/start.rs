@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use super::{Arbiter, ArbiterSettings};
 use crate::config::{Config, ServerArgs};
 use crate::listener::Listener;
-use crate::{logging, systemd, sys};
+use crate::{logging, sys, systemd};
 
 /// Environment marker: this process already carries its master title.
 const ENV_TITLED: &str = "FERRICORN_TITLED";
@@ -65,7 +65,7 @@ pub(crate) fn master_main(args: ServerArgs, config: Config) -> i32 {
     }
     logging::info(&format!("Starting ferricorn {}", env!("CARGO_PKG_VERSION")));
     for addr in addrs {
-        logging::info(&format!("Listening at: {addr} ({})", std::process::id()));
+        logging::announce(&format!("Listening at: {addr} ({})", std::process::id()));
     }
     let code = arbiter.run();
     systemd::notify("STOPPING=1");
@@ -79,7 +79,8 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
     let inherited = super::spawn::inherited_master_fds()
         .map_err(|e| format!("cannot adopt the sockets of the old master: {e}"))?;
     let inherited = if inherited.is_empty() {
-        systemd::listen_fds().map_err(|e| format!("cannot adopt systemd's sockets (LISTEN_FDS): {e}"))?
+        systemd::listen_fds()
+            .map_err(|e| format!("cannot adopt systemd's sockets (LISTEN_FDS): {e}"))?
     } else {
         inherited
     };
@@ -93,8 +94,9 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
         .bind
         .iter()
         .map(|addr| {
-            Listener::bind(addr, config.backlog)
-                .map_err(|e| format!("Connection in use or cannot bind: {addr} ({e}); check --bind"))
+            Listener::bind(addr, config.backlog).map_err(|e| {
+                format!("Connection in use or cannot bind: {addr} ({e}); check --bind")
+            })
         })
         .collect()
 }

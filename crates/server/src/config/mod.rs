@@ -76,7 +76,7 @@ pub struct Config {
     /// Most header fields (`--limit-request-fields`, 0 resolved to
     /// [`MAX_REQUEST_FIELDS`]).
     pub limit_request_fields: usize,
-    /// Longest header field line, `name: value`, in bytes
+    /// Longest header field line, `name: value` and its CRLF, in bytes
     /// (`--limit-request-field_size`, 0 resolved to [`MAX_FIELD_SIZE`]).
     pub limit_request_field_size: usize,
     /// Largest request body (`--limit-request-body`). `None` = unlimited.
@@ -280,7 +280,9 @@ impl Config {
             return bad("bind", String::new(), "expected at least one address");
         }
         for (i, b) in self.bind.iter().enumerate() {
-            if self.bind[..i].contains(b) {
+            // Port 0 twice is two ports; any other address twice cannot bind.
+            let any_port = matches!(b, BindAddr::Tcp(sa) if sa.port() == 0);
+            if !any_port && self.bind[..i].contains(b) {
                 return bad("bind", b.to_string(), "the same address is bound twice");
             }
             if let BindAddr::Unix(path) = b {

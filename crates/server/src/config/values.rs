@@ -356,7 +356,7 @@ pub fn parse_count<T: FromStr>(s: &str) -> Result<T, String> {
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let err = || "expected a number of seconds (0 or more, e.g. 30 or 0.5)".to_string();
     let secs: f64 = s.trim().parse().map_err(|_| err())?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(err());
     }
     Ok(Duration::from_secs_f64(secs))

@@ -27,20 +27,39 @@ pub(crate) struct LimitedIncoming {
     limit: Option<u64>,
     seen: u64,
     done: bool,
-    /// Set when the limit is crossed, so the service can answer 413 if the
-    /// application turns the error into a 5xx.
-    tripped: Arc<AtomicBool>,
+    flags: Arc<BodyFlags>,
 }
 
+/// What went wrong while the application read the body, for the service
+/// to pick the status and close the connection.
+#[derive(Debug, Default)]
+pub(crate) struct BodyFlags {
+    /// The body crossed `--limit-request-body` (413).
+    pub too_large: AtomicBool,
+    /// The body was malformed: bad chunking, a forbidden trailer (400).
+    pub malformed: AtomicBool,
+}
+
+/// Fields that may not appear in trailers: they frame or route a message
+/// and must be known before its body (RFC 9110 section 6.5.1). Merging them
+/// late is a smuggling vector; Gunicorn refuses the same three.
+const FORBIDDEN_TRAILERS: &[&str] = &["content-length", "transfer-encoding", "host"];
+
 impl LimitedIncoming {
-    pub fn new(inner: Incoming, limit: Option<u64>, tripped: Arc<AtomicBool>) -> Self {
+    pub fn new(inner: Incoming, limit: Option<u64>, flags: Arc<BodyFlags>) -> Self {
         LimitedIncoming {
             inner,
             limit,
             seen: 0,
             done: false,
-            tripped,
+            flags,
         }
+    }
+
+    fn malformed(&mut self, error: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        self.flags.malformed.store(true, Ordering::Relaxed);
+        Poll::Ready(Some(Err(Box::new(BodyError::Read(error)))))
     }
 }
 
@@ -62,8 +81,12 @@ impl http_body::Body for LimitedIncoming {
                 return Poll::Ready(None);
             }
             Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                return Poll::Ready(Some(Err(Box::new(BodyError::Read(Box::new(e))))));
+                // A peer that went away is not a malformed request.
+                if e.is_incomplete_message() {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Box::new(BodyError::Read(Box::new(e))))));
+                }
+                return self.malformed(Box::new(e));
             }
             Poll::Ready(Some(Ok(frame))) => frame,
         };
@@ -71,8 +94,16 @@ impl http_body::Body for LimitedIncoming {
             self.seen += data.len() as u64;
             if self.seen > limit {
                 self.done = true;
-                self.tripped.store(true, Ordering::Relaxed);
+                self.flags.too_large.store(true, Ordering::Relaxed);
                 return Poll::Ready(Some(Err(Box::new(BodyError::TooLarge { limit }))));
+            }
+        }
+        if let Some(trailers) = frame.trailers_ref() {
+            if let Some(name) = FORBIDDEN_TRAILERS
+                .iter()
+                .find(|n| trailers.contains_key(**n))
+            {
+                return self.malformed(format!("{name} is not allowed in trailers").into());
             }
         }
         Poll::Ready(Some(Ok(frame)))

@@ -33,10 +33,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 
-use ferricorn_app_interface::HeaderOrder;
-
 use super::error::ConnectionEnd;
-use super::order::HeadCapture;
+use super::order::{HeadCapture, RawHead};
 use crate::logging;
 
 /// The worker's phase, broadcast to every connection.
@@ -70,6 +68,8 @@ pub(crate) struct Activity {
     /// Wakes the driver when the connection turns idle (its deadline moves
     /// earlier: from none to the keep-alive deadline).
     idle: Notify,
+    /// Wakes the driver when a request's head has been parsed.
+    began: Notify,
 }
 
 #[derive(Debug)]
@@ -103,6 +103,7 @@ impl Activity {
                 capture: HeadCapture::default(),
             }),
             idle: Notify::new(),
+            began: Notify::new(),
         })
     }
 
@@ -119,10 +120,9 @@ impl Activity {
         s.capture.push(data, serving, self.head_cap);
     }
 
-    /// The arrival order of a just-parsed request's header fields, when it
-    /// differs from the map's and could be recovered (see `order`).
-    pub fn header_order(&self, parts: &http::request::Parts) -> Option<HeaderOrder> {
-        self.lock().capture.take_order(parts)
+    /// What the raw head of a just-parsed request shows (see `order`).
+    pub fn raw_head(&self, parts: &http::request::Parts) -> RawHead {
+        self.lock().capture.inspect(parts)
     }
 
     /// A request's head was parsed; the guard ends it.
@@ -130,9 +130,22 @@ impl Activity {
         let mut s = self.lock();
         s.in_flight += 1;
         s.head_started = None;
+        drop(s);
+        // No stored permit: a stale one would end a later drain too early.
+        self.began.notify_waiters();
         ActivityGuard {
             activity: Arc::clone(self),
         }
+    }
+
+    /// Whether a drain should wait for this connection's next request
+    /// before closing it: a connection that has served nothing yet was
+    /// opened to send one (closing it now would fail a client that did
+    /// nothing wrong, the classic reload race), and one whose next head is
+    /// arriving has a request on the way.
+    fn request_expected(&self) -> bool {
+        let s = self.lock();
+        s.in_flight == 0 && (s.served == 0 || s.head_started.is_some())
     }
 
     fn deadline(&self, t: Timeouts) -> Option<(Instant, Expiry)> {
@@ -240,12 +253,24 @@ pub(crate) async fn drive<C>(
 {
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
+    // Draining, but waiting for the expected request to begin (see
+    // `Activity::request_expected`); its head deadline still applies.
+    let mut drain_after_next = false;
     let mut hard_stop: Option<Instant> = None;
     if *phase.borrow_and_update() != Phase::Running {
-        conn.as_mut().graceful_shutdown();
-        closing = true;
+        if activity.request_expected() {
+            drain_after_next = true;
+        } else {
+            conn.as_mut().graceful_shutdown();
+            closing = true;
+        }
     }
     loop {
+        if drain_after_next && !closing && !activity.request_expected() {
+            // The expected request began (its wake-up may have been missed).
+            conn.as_mut().graceful_shutdown();
+            closing = true;
+        }
         let deadline = if closing {
             hard_stop.map(|t| (t, Expiry::Head))
         } else {
@@ -260,6 +285,9 @@ pub(crate) async fn drive<C>(
                 let now = if changed.is_err() { Phase::Stopped } else { *phase.borrow_and_update() };
                 match now {
                     Phase::Running => {}
+                    Phase::Draining if !closing && activity.request_expected() => {
+                        drain_after_next = true;
+                    }
                     Phase::Draining if !closing => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
@@ -269,6 +297,11 @@ pub(crate) async fn drive<C>(
                 }
             }
             _ = activity.idle.notified(), if !closing => {}
+            _ = activity.began.notified(), if drain_after_next && !closing => {
+                // The request is parsed: hyper answers it, then closes.
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
             _ = sleep_until(deadline.map(|d| d.0)), if deadline.is_some() => {
                 if closing {
                     logging::debug(&format!("Closing connection from {peer}: it did not finish closing"));

@@ -37,11 +37,23 @@ pub enum ProtocolError {
     FieldTooLarge {
         /// The field's name.
         name: String,
-        /// The length of `name: value`.
+        /// The length of `name: value` and its CRLF.
         len: usize,
         /// The limit.
         limit: usize,
     },
+    /// A request-target that does not suit the method, or is not ASCII.
+    #[error("invalid request target: {0}")]
+    InvalidTarget(&'static str),
+    /// A line of the head ended by LF alone.
+    #[error("a line of the request head ends with a bare LF")]
+    BareLineFeed,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    #[error("both Content-Length and Transfer-Encoding")]
+    ContentLengthWithTransferEncoding,
+    /// More than one `Host` field line (RFC 9112 section 3.2).
+    #[error("more than one Host header field")]
+    RepeatedHost,
     /// A body declared or streamed past `--limit-request-body`.
     #[error("request body is over --limit-request-body ({limit} bytes)")]
     BodyTooLarge {
@@ -65,6 +77,10 @@ impl ProtocolError {
             }
             // Closing: the rest of the body is not read.
             ProtocolError::BodyTooLarge { .. } => Some((StatusCode::PAYLOAD_TOO_LARGE, true)),
+            ProtocolError::InvalidTarget(_)
+            | ProtocolError::BareLineFeed
+            | ProtocolError::ContentLengthWithTransferEncoding
+            | ProtocolError::RepeatedHost => Some((StatusCode::BAD_REQUEST, true)),
             ProtocolError::HeadTimeout => None,
         }
     }

@@ -1,20 +1,28 @@
-//! Request-head limits with Gunicorn's names, checked on the parsed head
-//! before the application is called.
+//! Request-head limits with Gunicorn's names, and the head rules hyper does
+//! not apply (a repeated Host), checked on the parsed head before the
+//! application is called.
 //!
 //! hyper enforces the count of fields itself (`max_headers`, 431) and the
 //! whole head's size (`max_buf_size`, 431), which we size so that a head
 //! within the limits always fits (see `Config::max_head_size`). What hyper
 //! cannot express, the request line's length and each field's length, is
-//! checked here on what hyper parsed; the lengths are those of the bytes on
-//! the wire, less line endings.
+//! checked here on what hyper parsed. As in Gunicorn, the request line is
+//! measured without its CRLF and a field line with it.
 
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
+use http::Method;
 
 use super::error::ProtocolError;
+use super::order::RawHead;
 use super::Limits;
 
 /// Checks a parsed head against the limits.
-pub(crate) fn check_head(parts: &Parts, limits: &Limits) -> Result<(), ProtocolError> {
+pub(crate) fn check_head(
+    parts: &Parts,
+    raw: &RawHead,
+    limits: &Limits,
+) -> Result<(), ProtocolError> {
     // "METHOD SP target SP HTTP/x.y": hyper keeps the target as sent.
     let target_len = match parts.uri.path_and_query() {
         Some(pq) if parts.uri.scheme().is_none() => pq.as_str().len(),
@@ -28,6 +36,21 @@ pub(crate) fn check_head(parts: &Parts, limits: &Limits) -> Result<(), ProtocolE
         });
     }
     let count = parts.headers.len();
+    check_target(parts)?;
+    if raw.bare_lf {
+        return Err(ProtocolError::BareLineFeed);
+    }
+    // Both framings: one parser may read the other's; refuse rather than
+    // pick (RFC 9112 section 6.3 allows either, Gunicorn refuses).
+    let both =
+        parts.headers.contains_key(CONTENT_LENGTH) && parts.headers.contains_key(TRANSFER_ENCODING);
+    if both || raw.both_framings {
+        return Err(ProtocolError::ContentLengthWithTransferEncoding);
+    }
+    // RFC 9112 section 3.2: more than one Host field line is a 400.
+    if parts.headers.get_all(HOST).iter().nth(1).is_some() {
+        return Err(ProtocolError::RepeatedHost);
+    }
     if count > limits.fields {
         return Err(ProtocolError::TooManyFields {
             count,
@@ -35,7 +58,7 @@ pub(crate) fn check_head(parts: &Parts, limits: &Limits) -> Result<(), ProtocolE
         });
     }
     for (name, value) in &parts.headers {
-        let len = name.as_str().len() + 2 + value.len();
+        let len = name.as_str().len() + ": ".len() + value.len() + "\r\n".len();
         if len > limits.field_size {
             return Err(ProtocolError::FieldTooLarge {
                 name: name.to_string(),
@@ -43,6 +66,27 @@ pub(crate) fn check_head(parts: &Parts, limits: &Limits) -> Result<(), ProtocolE
                 limit: limits.field_size,
             });
         }
+    }
+    Ok(())
+}
+
+/// The request-target's form must suit the method (RFC 9112 section 3.2):
+/// `*` only for OPTIONS, authority-form only for CONNECT; and its bytes must
+/// be ASCII (httparse passes raw bytes of 0x80 and above through).
+fn check_target(parts: &Parts) -> Result<(), ProtocolError> {
+    let uri = &parts.uri;
+    let text = uri.path_and_query().map_or("", |pq| pq.as_str());
+    if !text.is_ascii() {
+        return Err(ProtocolError::InvalidTarget("bytes outside ASCII"));
+    }
+    if text == "*" && uri.scheme().is_none() && parts.method != Method::OPTIONS {
+        return Err(ProtocolError::InvalidTarget("'*' is only for OPTIONS"));
+    }
+    let authority_form = uri.scheme().is_none() && uri.authority().is_some();
+    if authority_form != (parts.method == Method::CONNECT) {
+        return Err(ProtocolError::InvalidTarget(
+            "the authority form is for CONNECT only, and CONNECT needs it",
+        ));
     }
     Ok(())
 }
@@ -60,6 +104,10 @@ mod tests {
         }
     }
 
+    fn check_head_ok(parts: &Parts, limits: &Limits) -> Result<(), ProtocolError> {
+        check_head(parts, &RawHead::default(), limits)
+    }
+
     fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = http::Request::builder().uri(uri);
         for (k, v) in headers {
@@ -71,20 +119,20 @@ mod tests {
     #[test]
     fn request_line() {
         // "GET " + 17 + " HTTP/1.1" = 30
-        assert!(check_head(&parts("/aaaaaaaaaaaaaaaa", &[]), &limits()).is_ok());
+        assert!(check_head_ok(&parts("/aaaaaaaaaaaaaaaa", &[]), &limits()).is_ok());
         assert_eq!(
-            check_head(&parts("/aaaaaaaaaaaaaaaaa", &[]), &limits()),
+            check_head_ok(&parts("/aaaaaaaaaaaaaaaaa", &[]), &limits()),
             Err(ProtocolError::RequestLineTooLong { len: 31, limit: 30 })
         );
     }
 
     #[test]
     fn fields() {
-        // "x-a: " + 15 = 20
-        assert!(check_head(&parts("/", &[("x-a", "123456789012345")]), &limits()).is_ok());
-        let e = check_head(&parts("/", &[("x-a", "1234567890123456")]), &limits()).unwrap_err();
+        // "x-a: " + 13 + CRLF = 20
+        assert!(check_head_ok(&parts("/", &[("x-a", "1234567890123")]), &limits()).is_ok());
+        let e = check_head_ok(&parts("/", &[("x-a", "12345678901234")]), &limits()).unwrap_err();
         assert!(matches!(e, ProtocolError::FieldTooLarge { len: 21, .. }));
-        let e = check_head(
+        let e = check_head_ok(
             &parts("/", &[("a", "1"), ("b", "2"), ("a", "3")]),
             &limits(),
         )
@@ -94,5 +142,57 @@ mod tests {
             e.response(),
             Some((http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, true))
         );
+    }
+
+    #[test]
+    fn head_rules() {
+        let l = Limits {
+            request_line: 100,
+            ..limits()
+        };
+        let with = |method: &str, uri: &str| {
+            let p = http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0;
+            check_head(&p, &RawHead::default(), &l)
+        };
+        assert!(with("OPTIONS", "*").is_ok());
+        assert!(matches!(
+            with("GET", "*"),
+            Err(ProtocolError::InvalidTarget(_))
+        ));
+        assert!(with("CONNECT", "example.com:443").is_ok());
+        assert!(matches!(
+            with("GET", "example.com:443"),
+            Err(ProtocolError::InvalidTarget(_))
+        ));
+        assert!(with("GET", "http://example.com/x").is_ok());
+        let bare = RawHead {
+            bare_lf: true,
+            ..RawHead::default()
+        };
+        assert_eq!(
+            check_head(&parts("/", &[]), &bare, &l),
+            Err(ProtocolError::BareLineFeed)
+        );
+        let both = parts(
+            "/",
+            &[("content-length", "1"), ("transfer-encoding", "chunked")],
+        );
+        assert_eq!(
+            check_head_ok(&both, &l),
+            Err(ProtocolError::ContentLengthWithTransferEncoding)
+        );
+    }
+
+    #[test]
+    fn repeated_host() {
+        let e = check_head_ok(&parts("/", &[("host", "a"), ("host", "b")]), &limits()).unwrap_err();
+        assert_eq!(e, ProtocolError::RepeatedHost);
+        assert_eq!(e.response(), Some((http::StatusCode::BAD_REQUEST, true)));
     }
 }

@@ -15,12 +15,27 @@
 //! not keep) falls back to the map's order. So a wrong order is never
 //! reported, at worst a grouped one.
 //!
-//! When no name repeats, the map's order already is the arrival order: the
-//! buffer is only advanced past the head, nothing is parsed.
+//! When no name repeats, the map's order already is the arrival order and
+//! no `HeaderOrder` is made. The same look at the raw head finds lines
+//! ended by a bare LF, which httparse accepts.
 
 use ferricorn_app_interface::HeaderOrder;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
+
+/// What the raw bytes of a head show that hyper's parse does not.
+#[derive(Debug, Default)]
+pub(crate) struct RawHead {
+    /// The arrival order, when it differs from the map's.
+    pub order: Option<HeaderOrder>,
+    /// A line ended by LF alone (RFC 9112 lets a server refuse it; Gunicorn
+    /// does, and so do we, since parsers that disagree on line ends are how
+    /// requests get smuggled).
+    pub bare_lf: bool,
+    /// Both Content-Length and Transfer-Encoding were sent (hyper drops
+    /// the Content-Length from the map, so only the raw head shows it).
+    pub both_framings: bool,
+}
 
 /// How much is copied while a request is being served.
 const SERVING_CAP: usize = 64 * 1024;
@@ -52,29 +67,47 @@ impl HeadCapture {
         self.buf.extend_from_slice(data);
     }
 
-    /// The arrival order of `parts`' header fields, when it differs from
-    /// the map's and can be recovered; advances past the head either way.
-    pub fn take_order(&mut self, parts: &Parts) -> Option<HeaderOrder> {
+    /// What the raw head of `parts` shows, when it was kept; advances
+    /// past that head.
+    pub fn inspect(&mut self, parts: &Parts) -> RawHead {
+        self.find_head(parts).unwrap_or_default()
+    }
+
+    fn find_head(&mut self, parts: &Parts) -> Option<RawHead> {
         let target = match parts.uri.path_and_query() {
             Some(pq) if parts.uri.scheme().is_none() => pq.as_str().to_owned(),
             _ => parts.uri.to_string(),
         };
         let needle = format!("{} {} HTTP/", parts.method, target);
         let pos = find(&self.buf, needle.as_bytes())?;
-        let repeats = parts.headers.keys_len() != parts.headers.len();
-        if !repeats {
-            let end = find(&self.buf[pos..], b"\r\n\r\n")
-                .map(|i| i + 4)
-                .or_else(|| find(&self.buf[pos..], b"\n\n").map(|i| i + 2))?;
-            self.buf.drain(..pos + end);
-            return None;
-        }
-        let mut slots = vec![httparse::EMPTY_HEADER; parts.headers.len()];
+        // Room for fields hyper took out of the map (a Content-Length next
+        // to a Transfer-Encoding).
+        let mut slots = vec![httparse::EMPTY_HEADER; parts.headers.len() + 4];
         let mut req = httparse::Request::new(&mut slots);
         let len = match req.parse(&self.buf[pos..]) {
             Ok(httparse::Status::Complete(len)) => len,
             _ => return None,
         };
+        let head = &self.buf[pos..pos + len];
+        let bare_lf = head
+            .iter()
+            .enumerate()
+            .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'));
+        let has = |name: &str| {
+            req.headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(name))
+        };
+        let both_framings = has("content-length") && has("transfer-encoding");
+        let repeats = parts.headers.keys_len() != parts.headers.len();
+        if !repeats {
+            self.buf.drain(..pos + len);
+            return Some(RawHead {
+                order: None,
+                bare_lf,
+                both_framings,
+            });
+        }
         let fields: Vec<(HeaderName, HeaderValue)> = req
             .headers
             .iter()
@@ -85,11 +118,13 @@ impl HeadCapture {
                 ))
             })
             .collect::<Option<_>>()?;
-        if !same_fields_grouped(&fields, parts) {
-            return None;
-        }
+        let order = same_fields_grouped(&fields, parts).then_some(HeaderOrder(fields));
         self.buf.drain(..pos + len);
-        Some(HeaderOrder(fields))
+        Some(RawHead {
+            order,
+            bare_lf,
+            both_framings,
+        })
     }
 }
 
@@ -150,12 +185,12 @@ mod tests {
         all.extend_from_slice(two);
         all.extend_from_slice(three);
         cap.push(&all, false, 8192);
-        let o = cap.take_order(&parse(one)).unwrap();
+        let o = cap.inspect(&parse(one)).order.unwrap();
         assert_eq!(names(&o), ["a", "b", "a"]);
-        let o = cap.take_order(&parse(two)).unwrap();
+        let o = cap.inspect(&parse(two)).order.unwrap();
         assert_eq!(names(&o), ["content-length", "x", "y", "x"]);
         assert!(
-            cap.take_order(&parse(three)).is_none(),
+            cap.inspect(&parse(three)).order.is_none(),
             "no repeats: map order is exact"
         );
         assert!(cap.buf.is_empty());
@@ -170,9 +205,20 @@ mod tests {
             8192,
         );
         let parts = parse(b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 3\r\n\r\n");
-        assert!(cap.take_order(&parts).is_none());
+        assert!(cap.inspect(&parts).order.is_none());
         let mut cap = HeadCapture::default();
-        assert!(cap.take_order(&parts).is_none(), "nothing captured");
+        assert!(cap.inspect(&parts).order.is_none(), "nothing captured");
+    }
+
+    #[test]
+    fn bare_lf_is_seen() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n";
+        let mut cap = HeadCapture::default();
+        cap.push(raw, false, 8192);
+        assert!(cap.inspect(&parse(raw)).bare_lf);
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        cap.push(raw, false, 8192);
+        assert!(!cap.inspect(&parse(raw)).bare_lf);
     }
 
     #[test]

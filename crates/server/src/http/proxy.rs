@@ -41,7 +41,10 @@ pub(crate) fn client_facts(
         remote_port: peer.map(|p| p.port()),
         scheme: Scheme::Http,
     };
-    let trusted = peer.map_or(true, |p| allow.allows(p.ip()));
+    let trusted = match peer {
+        None => true,
+        Some(p) => allow.allows(p.ip()),
+    };
     if !trusted {
         return facts;
     }

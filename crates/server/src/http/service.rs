@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +28,7 @@ use http::header::{HeaderValue, CONNECTION, SERVER};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use hyper::body::Incoming;
 
-use super::body::{LimitedIncoming, TrackedBody};
+use super::body::{BodyFlags, LimitedIncoming, TrackedBody};
 use super::conn::{Activity, ActivityGuard};
 use super::error::ProtocolError;
 use super::{limits, proxy, Shared};
@@ -104,7 +104,8 @@ async fn handle<A: Application>(
     shared.ctx.count_request();
     let settings = &shared.settings;
     let (mut parts, incoming) = req.into_parts();
-    if let Some(order) = conn.activity.header_order(&parts) {
+    let mut raw = conn.activity.raw_head(&parts);
+    if let Some(order) = raw.order.take() {
         parts.extensions.insert(order);
     }
 
@@ -142,10 +143,10 @@ async fn handle<A: Application>(
         log,
     };
 
-    let tripped = Arc::new(AtomicBool::new(false));
+    let body_flags = Arc::new(BodyFlags::default());
     let mut close = false;
     let declared = http_body::Body::size_hint(&incoming).lower();
-    let refused = limits::check_head(&parts, &settings.limits)
+    let refused = limits::check_head(&parts, &raw, &settings.limits)
         .err()
         .or_else(|| {
             settings
@@ -184,19 +185,25 @@ async fn handle<A: Application>(
                 request_id: request_id.clone(),
             });
             parts.extensions.insert(shared.spawner.clone());
-            let body = LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&tripped));
+            let body =
+                LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&body_flags));
             let request = Request::from_parts(parts, Body::from_stream(body));
             call_app(&shared, request, &finish).await
         }
     };
 
-    if tripped.load(Ordering::Relaxed) {
-        // The rest of the body was not read; do not try to reuse the
-        // connection. An application that turned the error into a 5xx
-        // gets the status it should have chosen.
+    // The rest of a refused body was not read, so the connection cannot be
+    // reused. An application that turned the body error into a 5xx gets the
+    // client error it should have chosen.
+    if body_flags.too_large.load(Ordering::Relaxed) {
         close = true;
         if response.status().is_server_error() {
             response = empty(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    } else if body_flags.malformed.load(Ordering::Relaxed) {
+        close = true;
+        if response.status().is_server_error() {
+            response = empty(StatusCode::BAD_REQUEST);
         }
     }
     let headers = response.headers_mut();

@@ -376,7 +376,7 @@ mod tests {
         );
         assert_eq!(fmt("%(request_id)s w%(worker_id)s"), "rid w2");
         assert_eq!(fmt("100%% %(zz)s %(h"), "100% - %(h");
-        assert_eq!(fmt("%({PATH}e)s").is_empty(), false);
+        assert!(!fmt("%({PATH}e)s").is_empty());
     }
 
     #[test]

@@ -119,6 +119,24 @@ pub fn log(level: LogLevel, message: &str) {
     }
 }
 
+/// Writes `message` at INFO whatever `--log-level` says: for the lines
+/// that supervisors and tests wait for (`Listening at: ...`), which must not
+/// vanish when an operator quiets the log.
+pub fn announce(message: &str) {
+    let line = format!(
+        "[{}] [{}] [INFO] {}\n",
+        Civil::from_system(SystemTime::now()).error_log(),
+        std::process::id(),
+        message
+    );
+    match current() {
+        Some(l) => l.send(Msg::Error(line)),
+        None => {
+            let _ = io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
 /// Logs at DEBUG.
 pub fn debug(message: &str) {
     log(LogLevel::Debug, message)

@@ -11,8 +11,8 @@
 //!   parent-death signal to TERM, which covers a master killed by SIGKILL.
 
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferricorn_app_interface::{Application, BoxError};
@@ -38,82 +38,88 @@ where
 {
     let (listeners, control) = inherited()?;
     sys::set_comm(&format!("ferricorn-w{worker_id}"));
-    let quota = config.max_requests.map(|max| {
-        max + (config.max_requests_jitter as f64 * jitter_fraction()).round() as u64
-    });
+    let quota = config
+        .max_requests
+        .map(|max| max + (config.max_requests_jitter as f64 * jitter_fraction()).round() as u64);
     // Heartbeats four times per timeout, at most once a second.
-    let interval = config
-        .timeout
-        .map_or(Duration::from_secs(1), |t| (t / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)));
+    let interval = config.timeout.map_or(Duration::from_secs(1), |t| {
+        (t / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
+    });
     let config = Arc::new(config);
-    run_worker_process(config, listeners, make_app, WorkerContext::new(worker_id), move |ctx| {
-        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-        let mut quit = signal(SignalKind::quit()).expect("install SIGQUIT handler");
-        let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-        let mut usr1 = signal(SignalKind::user_defined1()).expect("install SIGUSR1 handler");
-        if let Some(quota) = quota {
-            ctx.set_request_quota(quota);
-        }
-        let quota_ctx = ctx.clone();
-        // The runtime's ticker: proves the runtime makes progress.
-        let started = Instant::now();
-        let last_tick = Arc::new(AtomicU64::new(0));
-        let tick = Arc::clone(&last_tick);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval / 2);
-            loop {
-                ticks.tick().await;
-                tick.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    run_worker_process(
+        config,
+        listeners,
+        make_app,
+        WorkerContext::new(worker_id),
+        move |ctx| {
+            let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+            let mut quit = signal(SignalKind::quit()).expect("install SIGQUIT handler");
+            let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+            let mut usr1 = signal(SignalKind::user_defined1()).expect("install SIGUSR1 handler");
+            if let Some(quota) = quota {
+                ctx.set_request_quota(quota);
             }
-        });
-        let (gone_tx, gone) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("heartbeat".into())
-            .spawn(move || {
-                let mut control = control;
-                // Ready once the start-up hook ran and listeners accept.
-                while !ctx.is_ready() {
-                    std::thread::sleep(Duration::from_millis(10));
+            let quota_ctx = ctx.clone();
+            // The runtime's ticker: proves the runtime makes progress.
+            let started = Instant::now();
+            let last_tick = Arc::new(AtomicU64::new(0));
+            let tick = Arc::clone(&last_tick);
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(interval / 2);
+                loop {
+                    ticks.tick().await;
+                    tick.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 }
-                if control.send(&WorkerMessage::Ready).is_ok() {
-                    control::heartbeat(control, interval, quota, || {
-                        let now = started.elapsed().as_millis() as u64;
-                        let stalled = now.saturating_sub(last_tick.load(Ordering::Relaxed));
-                        let busy = ctx.in_flight.oldest().map(|r| Busy {
-                            method: r.method,
-                            path: r.path,
-                            request_id: r.request_id,
-                            elapsed: r.started.elapsed(),
+            });
+            let (gone_tx, gone) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("heartbeat".into())
+                .spawn(move || {
+                    let mut control = control;
+                    // Ready once the start-up hook ran and listeners accept.
+                    while !ctx.is_ready() {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    if control.send(&WorkerMessage::Ready).is_ok() {
+                        control::heartbeat(control, interval, quota, || {
+                            let now = started.elapsed().as_millis() as u64;
+                            let stalled = now.saturating_sub(last_tick.load(Ordering::Relaxed));
+                            let busy = ctx.in_flight.oldest().map(|r| Busy {
+                                method: r.method,
+                                path: r.path,
+                                request_id: r.request_id,
+                                elapsed: r.started.elapsed(),
+                            });
+                            (ctx.request_count(), Duration::from_millis(stalled), busy)
                         });
-                        (ctx.request_count(), Duration::from_millis(stalled), busy)
-                    });
-                }
-                let _ = gone_tx.send(());
-            })
-            .expect("start the heartbeat thread");
-        async move {
-            let mut gone = gone;
-            loop {
-                tokio::select! {
-                    _ = term.recv() => {
-                        logging::info(&format!("Worker exiting (pid: {})", std::process::id()));
-                        return;
                     }
-                    _ = quit.recv() => quick_exit(),
-                    _ = int.recv() => quick_exit(),
-                    _ = usr1.recv() => logging::reopen(),
-                    _ = quota_ctx.quota_reached() => {
-                        logging::info("Autorestarting worker after current request.");
-                        return;
-                    }
-                    _ = &mut gone => {
-                        logging::warning("Master is gone; worker stopping");
-                        return;
+                    let _ = gone_tx.send(());
+                })
+                .expect("start the heartbeat thread");
+            async move {
+                let mut gone = gone;
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => {
+                            logging::info(&format!("Worker exiting (pid: {})", std::process::id()));
+                            return;
+                        }
+                        _ = quit.recv() => quick_exit(),
+                        _ = int.recv() => quick_exit(),
+                        _ = usr1.recv() => logging::reopen(),
+                        _ = quota_ctx.quota_reached() => {
+                            logging::info("Autorestarting worker after current request.");
+                            return;
+                        }
+                        _ = &mut gone => {
+                            logging::warning("Master is gone; worker stopping");
+                            return;
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// The master's quick stop: no drain.
@@ -132,7 +138,9 @@ fn inherited() -> std::io::Result<(Vec<Listener>, ControlSender)> {
     let control_fd: i32 = std::env::var(control::ENV_CONTROL_FD)
         .ok()
         .and_then(|fd| fd.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no control socket"))?;
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no control socket")
+        })?;
     let control = ControlSender::new(UnixStream::from(sys::take_inherited_fd(control_fd)?))?;
     Ok((listeners, control))
 }

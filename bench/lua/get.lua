@@ -1,0 +1,1 @@
+-- GET with the URL and -H headers given on wrk's command line.

@@ -1,0 +1,707 @@
+#!/usr/bin/env python3
+"""ferricorn's side-by-side benchmark (issue 8). Run through `bash bench/run.sh`,
+which builds the binaries and the virtual environment first.
+
+Each subject is started in turn on 127.0.0.1 with the same number of worker
+processes, driven by wrk, measured, and stopped (its process group killed).
+Rounds are interleaved (A B C ... A B C ...) and medians are reported, with
+each ratio taken against the baseline measured in the same round.
+
+Per run: requests/s, p50, p99 (from wrk's own histogram, via a Lua `done`
+hook that prints JSON), errors (non-2xx/3xx plus socket errors and
+timeouts), the total RSS of the subject's process tree, and server
+CPU-seconds: utime+stime of every process of the tree, sampled from
+/proc/PID/stat before and after the run, plus cutime+cstime so that workers
+that exit during the run (a HUP reload) are still counted once reaped.
+
+`--smoke` runs every subject and scenario for about a second, once, judges
+no targets, and exits nonzero if a subject fails to start or answers an
+error. CI runs that, so the script cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+if not TARGET.is_absolute():
+    TARGET = ROOT / TARGET
+SUBJECTS_BIN = BENCH / "subjects" / "target" / "release"
+VENV_BIN = BENCH / ".venv" / "bin"
+LUA = BENCH / "lua"
+
+SIGNING_KEY = "ferricorn-bench-signing-key-0123456789abcdef"
+USERNAME = "bench"
+PASSWORD = "bench-password-0123"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Processes we started, by process group, so that every exit path kills them.
+LIVE_GROUPS: set[int] = set()
+
+
+# --------------------------------------------------------------------------
+# /proc: the subject's process tree, its CPU time and its memory
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants that are alive now."""
+    kids = _children_map()
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(kids.get(pid, []))
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime+stime of every live process in the tree (all its threads, dead
+    ones included), plus cutime+cstime: what the tree's reaped children
+    used. A worker that dies between two samples moves from the first term
+    to the second, so a difference of two samples counts it once."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 (state); utime..cstime are fields 14..17.
+        ticks += sum(int(x) for x in fields[11:15])
+    return ticks / CLK_TCK
+
+
+def tree_pss_mib(root: int) -> float:
+    """Sum of Pss over the tree: shared pages divided among their sharers."""
+    kib = 0
+    for pid in process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kib += int(line.split()[1])
+        except OSError:
+            continue
+    return kib / 1024
+
+
+def tree_rss_mib(root: int) -> float:
+    """Sum of VmRSS over the tree (shared pages are counted per process, as
+    `ps` and Gunicorn users see them)."""
+    kib = 0
+    for pid in process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kib += int(line.split()[1])
+        except OSError:
+            continue
+    return kib / 1024
+
+
+# --------------------------------------------------------------------------
+# Subjects
+
+
+@dataclass
+class Subject:
+    name: str
+    # argv, given the port and the run's scratch directory.
+    argv: callable
+    cwd: Path = BENCH
+    env: dict = field(default_factory=dict)
+    # GET this path (with these headers) until it answers 200: the subject is up.
+    probe_path: str = "/"
+    probe_auth: bool = False
+    # How many processes a ready subject has (master + workers).
+    processes: int = 3
+    note: str = ""
+
+
+def subjects(workers: int, scratch: Path) -> dict[str, Subject]:
+    ex = TARGET / "release" / "examples"
+    gunicorn = str(VENV_BIN / "gunicorn")
+    w = str(workers)
+    auth_env = {
+        "FERRICORN_AUTH_SIGNING_KEY": SIGNING_KEY,
+        "FERRICORN_AUTH_ROTATE_REFRESH_TOKENS": "true",
+        "FERRICORN_AUTH_BLACKLIST_AFTER_ROTATION": "true",
+    }
+    django_env = {
+        "BENCH_SIGNING_KEY": SIGNING_KEY,
+        "BENCH_DJANGO_DB": str(scratch / "django.sqlite3"),
+        "DJANGO_SETTINGS_MODULE": "benchsite.settings",
+    }
+    gunicorn_quiet = ["--log-level", "warning"]
+    s = [
+        Subject("bare-hyper", lambda p: [str(SUBJECTS_BIN / "hyper-hello"), "--bind", f"127.0.0.1:{p}", "--workers", w],
+                note="hyper 1 http1, no framework, N processes on one socket"),
+        Subject("ferricorn-hello", lambda p: [str(ex / "hello"), "-b", f"127.0.0.1:{p}", "-w", w]),
+        Subject("ferricorn-echo", lambda p: [str(ex / "echo"), "-b", f"127.0.0.1:{p}", "-w", w]),
+        Subject("actix-web", lambda p: [str(SUBJECTS_BIN / "actix-hello"), "--bind", f"127.0.0.1:{p}", "--workers", w],
+                processes=1, note="actix-web 4, workers(N): N threads in one process"),
+        Subject("gunicorn-sync", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "wsgi_hello:app"]),
+        Subject("gunicorn-gthread", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, "-k", "gthread",
+                                               "--threads", "4", *gunicorn_quiet, "wsgi_hello:app"],
+                note="--threads 4"),
+        Subject("ferricorn-auth", lambda p: [str(TARGET / "release" / "ferricorn-auth"), "--db", str(scratch / "auth.sqlite3"),
+                                             "serve", "-b", f"127.0.0.1:{p}", "-w", w],
+                env=auth_env, probe_path="/api/hello/", probe_auth=True),
+        Subject("simplejwt", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "benchsite.wsgi"],
+                cwd=BENCH / "django_app", env=django_env, probe_path="/api/hello/", probe_auth=True,
+                note="Django + DRF + simplejwt 5.5.1, Gunicorn sync"),
+    ]
+    return {x.name: x for x in s}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Running:
+    """A started subject: its own process group, killed on stop."""
+
+    def __init__(self, subject: Subject, logdir: Path, tag: str, access_token: str):
+        self.subject = subject
+        self.port = free_port()
+        self.log = open(logdir / f"{subject.name}-{tag}.log", "wb")
+        env = {**os.environ, **subject.env}
+        self.proc = subprocess.Popen(
+            subject.argv(self.port), cwd=subject.cwd, env=env,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        LIVE_GROUPS.add(self.proc.pid)
+        self.pid = self.proc.pid
+        self.token = access_token
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def probe(self) -> int | None:
+        req = urllib.request.Request(self.url + self.subject.probe_path)
+        if self.subject.probe_auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=2) as r:
+                r.read()
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.subject.name} exited with {self.proc.returncode} before answering")
+            last = self.probe()
+            if last == 200 and len(process_tree(self.pid)) >= self.subject.processes:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.subject.name} did not answer 200 on {self.subject.probe_path} "
+                           f"within {timeout}s (last: {last})")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        # Workers that outlive their master, or a master that would not stop.
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        LIVE_GROUPS.discard(self.pid)
+        self.log.close()
+
+
+def kill_all(*_args) -> None:
+    for pgid in list(LIVE_GROUPS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if _args:
+        sys.exit(130)
+
+
+# --------------------------------------------------------------------------
+# Tokens, minted with the shared key by PyJWT as simplejwt would
+
+
+def mint(token_type: str, lifetime: int) -> str:
+    import jwt  # PyJWT, installed with simplejwt into bench/.venv
+
+    now = int(time.time())
+    return jwt.encode(
+        {"token_type": token_type, "exp": now + lifetime, "iat": now,
+         "jti": secrets.token_hex(16), "user_id": "1"},
+        SIGNING_KEY, algorithm="HS256",
+    )
+
+
+def mint_pool(path_prefix: Path, threads: int, per_thread: int) -> None:
+    """One file of fresh refresh tokens per wrk thread; each token is spent
+    by its first use (rotation with blacklist), so none repeats."""
+    import jwt
+
+    now = int(time.time())
+    for t in range(threads):
+        with open(f"{path_prefix}.{t}", "w") as f:
+            for _ in range(per_thread):
+                f.write(jwt.encode(
+                    {"token_type": "refresh", "exp": now + 86400, "iat": now,
+                     "jti": secrets.token_hex(16), "user_id": "1"},
+                    SIGNING_KEY, algorithm="HS256"))
+                f.write("\n")
+
+
+# --------------------------------------------------------------------------
+# wrk
+
+
+@dataclass
+class Load:
+    threads: int
+    connections: int
+    duration: float
+    timeout: str = "5s"
+
+
+def wrk_cmd(load: Load, url: str, script: Path, headers=(), script_args=()) -> list[str]:
+    cmd = ["wrk", "-t", str(load.threads), "-c", str(load.connections),
+           "-d", f"{load.duration:g}s", "--timeout", load.timeout, "-s", str(script)]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(url)
+    if script_args:
+        cmd += ["--", *script_args]
+    return cmd
+
+
+def parse_wrk(out: str) -> dict:
+    for line in out.splitlines():
+        if line.startswith("WRKJSON "):
+            r = json.loads(line[len("WRKJSON "):])
+            r["errors"] = r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+            return r
+    raise RuntimeError(f"wrk printed no summary:\n{out}")
+
+
+def run_wrk(cmd: list[str], hup_pid: int | None = None, hup_after: float | None = None) -> dict:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if hup_pid is not None:
+        time.sleep(hup_after)
+        os.kill(hup_pid, signal.SIGHUP)
+    out, _ = p.communicate()
+    if p.returncode != 0:
+        raise RuntimeError(f"wrk failed ({p.returncode}): {' '.join(cmd)}\n{out}")
+    return parse_wrk(out)
+
+
+def measured(running: Running, cmd: list[str], **kw) -> dict:
+    cpu0 = tree_cpu_seconds(running.pid)
+    r = run_wrk(cmd, **kw)
+    cpu1 = tree_cpu_seconds(running.pid)
+    r["cpu_s"] = cpu1 - cpu0
+    r["rss_mib"] = tree_rss_mib(running.pid)
+    r["pss_mib"] = tree_pss_mib(running.pid)
+    r["rpcs"] = r["requests"] / r["cpu_s"] if r["cpu_s"] > 0 else 0.0
+    return r
+
+
+# --------------------------------------------------------------------------
+# Scenarios: name -> (title, subjects in order, baseline)
+
+HELLO = ["bare-hyper", "ferricorn-hello", "ferricorn-echo", "actix-web", "gunicorn-sync", "gunicorn-gthread"]
+JWT = ["simplejwt", "ferricorn-auth"]
+SCENARIOS = {
+    "keepalive": ("GET / keep-alive", HELLO, "bare-hyper"),
+    "close": ("GET / with `Connection: close` on every request", HELLO, "bare-hyper"),
+    "jwt-hello": ("GET /api/hello/ with a valid access token (keep-alive)", JWT, "simplejwt"),
+    "jwt-refresh": ("POST /api/token/refresh/, rotation + blacklist, one fresh refresh token per request", JWT, "simplejwt"),
+    "jwt-obtain": ("POST /api/token/ (password check: argon2id OWASP vs Django PBKDF2)", JWT, "simplejwt"),
+    "hammer": ("p99 of GET /api/hello/ alone, then while a second wrk hammers POST /api/token/", JWT, "simplejwt"),
+    "hup": ("GET / keep-alive with SIGHUP to the master halfway", ["gunicorn-sync", "ferricorn-hello"], "gunicorn-sync"),
+}
+# Run order for a subject; `hup` last, since it replaces the workers.
+ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "hup"]
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.out = BENCH / "out"
+        self.scratch = self.out / "scratch"
+        self.logs = self.out / "logs"
+        for d in (self.scratch, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        self.load = Load(args.threads, args.connections, args.duration)
+        # Logins are slow by design: fewer connections, a longer timeout.
+        self.obtain_load = Load(1, args.obtain_connections, args.duration, "20s")
+        self.hammer_hello_load = Load(1, args.hammer_connections, args.duration)
+        self.subjects = subjects(args.workers, self.scratch)
+        self.results: dict = {}  # scenario -> subject -> [run dict per round]
+        self.refresh_rate_guess = {"ferricorn-auth": 40000.0, "simplejwt": 3000.0}
+        self.lua = {}
+
+    # ---- preparation
+
+    def prepare(self) -> None:
+        for f in self.scratch.glob("*"):
+            f.unlink()
+        self.access = mint("access", 7 * 86400)
+        names = self.wanted_subjects()
+        if "ferricorn-auth" in names:
+            subprocess.run(
+                [str(TARGET / "release" / "ferricorn-auth"), "--db", str(self.scratch / "auth.sqlite3"),
+                 "createuser", USERNAME, "--password-stdin"],
+                input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+                env={**os.environ, **self.subjects["ferricorn-auth"].env})
+        if "simplejwt" in names:
+            env = {**os.environ, **self.subjects["simplejwt"].env}
+            py = str(VENV_BIN / "python")
+            cwd = BENCH / "django_app"
+            subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=cwd, env=env, check=True)
+            subprocess.run([py, "manage.py", "shell", "-c",
+                            "from django.contrib.auth.models import User; "
+                            f"u = User.objects.create_user({USERNAME!r}, password={PASSWORD!r}); "
+                            "assert u.id == 1, u.id"],
+                           cwd=cwd, env=env, check=True)
+        # Each wrk script gets the common JSON report hook appended.
+        lua_dir = self.out / "lua"
+        lua_dir.mkdir(exist_ok=True)
+        report = (LUA / "report.lua").read_text()
+        for name in ("get", "post", "refresh"):
+            self.lua[name] = lua_dir / f"{name}.lua"
+            self.lua[name].write_text((LUA / f"{name}.lua").read_text() + "\n" + report)
+
+    def wanted_subjects(self) -> list[str]:
+        names = []
+        for sc in self.scenarios():
+            for s in SCENARIOS[sc][1]:
+                if s not in names and (not self.args.only or s in self.args.only):
+                    names.append(s)
+        return names
+
+    def scenarios(self) -> list[str]:
+        return [s for s in ORDER if not self.args.scenarios or s in self.args.scenarios]
+
+    # ---- one subject, all its scenarios, in one process lifetime
+
+    def run_subject(self, name: str, rnd: int) -> None:
+        subject = self.subjects[name]
+        running = Running(subject, self.logs, f"r{rnd}", self.access)
+        try:
+            running.wait_ready()
+            mine = [sc for sc in self.scenarios() if name in SCENARIOS[sc][1]]
+            if not self.args.smoke:
+                self.warm_up(running, mine[0])
+            for sc in mine:
+                r = getattr(self, "sc_" + sc.replace("-", "_"))(running, rnd)
+                self.results.setdefault(sc, {}).setdefault(name, []).append(r)
+                print(f"  {sc:12} {name:17} {summary_line(r)}", flush=True)
+            if running.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited during the run ({running.proc.returncode})")
+            if running.probe() != 200:
+                raise RuntimeError(f"{name} no longer answers 200 on {subject.probe_path} after its runs")
+        finally:
+            running.stop()
+
+    def warm_up(self, running: Running, sc: str) -> None:
+        load = Load(self.load.threads, self.load.connections, 1)
+        path, headers = ("/api/hello/", [f"Authorization: Bearer {self.access}"]) if sc.startswith("jwt") or sc == "hammer" else ("/", [])
+        run_wrk(wrk_cmd(load, running.url + path, self.lua["get"], headers))
+
+    def sc_keepalive(self, running, rnd):
+        return measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]))
+
+    def sc_close(self, running, rnd):
+        return measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"], ["Connection: close"]))
+
+    def sc_jwt_hello(self, running, rnd):
+        return measured(running, wrk_cmd(self.load, running.url + "/api/hello/", self.lua["get"],
+                                         [f"Authorization: Bearer {self.access}"]))
+
+    def sc_jwt_refresh(self, running, rnd):
+        name = running.subject.name
+        per_thread = int(self.refresh_rate_guess[name] * self.load.duration * 1.5 / self.load.threads) + 100
+        prefix = self.scratch / f"refresh-{name}-r{rnd}"
+        mint_pool(prefix, self.load.threads, per_thread)
+        try:
+            r = measured(running, wrk_cmd(self.load, running.url + "/api/token/refresh/", self.lua["refresh"],
+                                          script_args=[str(prefix)]))
+        finally:
+            for t in range(self.load.threads):
+                Path(f"{prefix}.{t}").unlink(missing_ok=True)
+        r["pool"] = per_thread * self.load.threads
+        if r["requests"] > r["pool"]:
+            print(f"  warning: {name} spent the whole refresh pool ({r['pool']}); later requests failed", flush=True)
+        # Size the next round's pool from what this one used.
+        self.refresh_rate_guess[name] = max(r["rps"] * 1.2, 1000.0)
+        return r
+
+    def sc_jwt_obtain(self, running, rnd):
+        body = json.dumps({"username": USERNAME, "password": PASSWORD})
+        return measured(running, wrk_cmd(self.obtain_load, running.url + "/api/token/", self.lua["post"],
+                                         ["Content-Type: application/json"], script_args=[body]))
+
+    def sc_hammer(self, running, rnd):
+        hello = wrk_cmd(self.hammer_hello_load, running.url + "/api/hello/", self.lua["get"],
+                        [f"Authorization: Bearer {self.access}"])
+        alone = measured(running, hello)
+        body = json.dumps({"username": USERNAME, "password": PASSWORD})
+        hammer = wrk_cmd(Load(1, self.args.hammer_obtain_connections, self.load.duration + 1, "30s"),
+                         running.url + "/api/token/", self.lua["post"],
+                         ["Content-Type: application/json"], script_args=[body])
+        hp = subprocess.Popen(hammer, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(0.5)  # let the logins pile up first
+            loaded = measured(running, hello)
+        finally:
+            out, _ = hp.communicate()
+        h = parse_wrk(out)
+        r = dict(loaded)
+        r["p99_alone"] = alone["p99"]
+        r["rps_alone"] = alone["rps"]
+        r["p99_ratio"] = loaded["p99"] / alone["p99"] if alone["p99"] else float("inf")
+        r["hammer_rps"] = h["rps"]
+        r["hammer_errors"] = h["errors"]
+        r["errors"] = loaded["errors"] + alone["errors"] + h["errors"]
+        return r
+
+    def sc_hup(self, running, rnd):
+        r = measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]),
+                     hup_pid=running.pid, hup_after=self.load.duration / 2)
+        return r
+
+    # ---- the whole run
+
+    def run(self) -> int:
+        self.prepare()
+        names = self.wanted_subjects()
+        failures = []
+        for rnd in range(self.args.rounds):
+            print(f"round {rnd + 1}/{self.args.rounds}", flush=True)
+            for name in names:
+                try:
+                    self.run_subject(name, rnd)
+                except Exception as e:  # one subject's failure must not hide the others
+                    failures.append(f"{name} (round {rnd + 1}): {e}")
+                    print(f"  FAILED {name}: {e}", flush=True)
+        report = self.report()
+        print()
+        print(report)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        (self.out / f"results-{stamp}.json").write_text(json.dumps(
+            {"header": self.header(), "args": vars(self.args), "results": self.results}, indent=1))
+        (self.out / "report.md").write_text(report + "\n")
+        errors = [(sc, s, r["errors"]) for sc, by in self.results.items() for s, runs in by.items()
+                  for r in runs if r["errors"]]
+        if self.args.smoke:
+            for sc, s, n in errors:
+                # Errors during a reload are a target (judged in full runs),
+                # not a sign that the script or a subject is broken.
+                if sc == "hup":
+                    print(f"warning: {s} answered {n} errors during the HUP reload", file=sys.stderr)
+                else:
+                    failures.append(f"{s} answered {n} errors in {sc}")
+        if failures:
+            print("\nFAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+            return 1
+        return 0
+
+    # ---- report
+
+    def header(self) -> str:
+        a = self.args
+        cpus = os.cpu_count()
+        model = cpu_model()
+        return (f"{cpus} CPUs ({model}); wrk -t{a.threads} -c{a.connections} -d{a.duration:g}s --timeout 5s "
+                f"(obtain: -t1 -c{a.obtain_connections}; hammer: hello -t1 -c{a.hammer_connections} + "
+                f"obtain -t1 -c{a.hammer_obtain_connections}); {a.workers} worker processes per subject; "
+                f"{a.rounds} round(s) interleaved, medians" + (" — SMOKE, no targets judged" if a.smoke else ""))
+
+    def ratio(self, sc: str, subject: str, other_sc: str, other: str, key: str) -> float | None:
+        """Median over rounds of subject/other, both from the same round."""
+        a = self.results.get(sc, {}).get(subject, [])
+        b = self.results.get(other_sc, {}).get(other, [])
+        rs = [x[key] / y[key] for x, y in zip(a, b) if y[key]]
+        return statistics.median(rs) if rs else None
+
+    def report(self) -> str:
+        lines = [f"# ferricorn benchmark — {dt.date.today().isoformat()}", "", self.header(), ""]
+        for sc in self.scenarios():
+            if sc not in self.results:
+                continue
+            title, order, base = SCENARIOS[sc]
+            lines += [f"## {sc}: {title}", ""]
+            if sc == "hammer":
+                lines += ["| subject | hello req/s alone | p99 alone | hello req/s hammered | p99 hammered "
+                          "| p99 × | logins/s | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                for s in order:
+                    runs = self.results[sc].get(s)
+                    if not runs:
+                        continue
+                    m = lambda k: statistics.median(r[k] for r in runs)
+                    lines.append(f"| {s} | {m('rps_alone'):,.0f} | {ms(m('p99_alone'))} | {m('rps'):,.0f} | "
+                                 f"{ms(m('p99'))} | {m('p99_ratio'):.2f} | {m('hammer_rps'):,.1f} | "
+                                 f"{sum(r['errors'] for r in runs)} |")
+                lines.append("")
+                continue
+            lines += [f"| subject | req/s | p50 | p99 | errors | RSS MiB | server CPU s | req/CPU-s "
+                      f"| × {base} req/s | × {base} req/CPU-s |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for s in order:
+                runs = self.results[sc].get(s)
+                if not runs:
+                    continue
+                m = lambda k: statistics.median(r[k] for r in runs)
+                rr = self.ratio(sc, s, sc, base, "rps")
+                rc = self.ratio(sc, s, sc, base, "rpcs")
+                errs = sum(r["errors"] for r in runs)
+                lines.append(f"| {s} | {m('rps'):,.0f} | {ms(m('p50'))} | {ms(m('p99'))} | {errs} | "
+                             f"{m('rss_mib'):.1f} | {m('cpu_s'):.2f} | {m('rpcs'):,.0f} | {fmt(rr)} | {fmt(rc)} |")
+            lines.append("")
+        notes = [f"- {s.name}: {s.note}" for s in self.subjects.values() if s.note and s.name in self.wanted_subjects()]
+        if notes:
+            lines += ["Subjects:", *notes, ""]
+        lines += ["errors = non-2xx/3xx + connect/read/write errors + timeouts, summed over rounds; "
+                  "RSS = sum of VmRSS over master and workers after the run; server CPU s = utime+stime of "
+                  "the subject's process tree during the run.", ""]
+        if not self.args.smoke:
+            lines += ["## Targets", "", *self.targets(), ""]
+        return "\n".join(lines)
+
+    def targets(self) -> list[str]:
+        out = []
+
+        def judge(label, value, ok, shown):
+            if value is None:
+                out.append(f"- [ ] n/a — {label}: not measured")
+            else:
+                out.append(f"- {'held' if ok else '**NOT held**'} — {label}: {shown}")
+
+        for sc in ("keepalive", "close"):
+            r = self.ratio(sc, "ferricorn-hello", sc, "bare-hyper", "rps")
+            judge(f"ferricorn hello ≥ 0.95 × bare hyper req/s ({sc})", r, r is not None and r >= 0.95, f"{fmt(r)}")
+            r = self.ratio(sc, "ferricorn-hello", sc, "bare-hyper", "rpcs")
+            judge(f"ferricorn hello ≥ 0.90 × bare hyper req/CPU-s ({sc})", r, r is not None and r >= 0.90, f"{fmt(r)}")
+        for sc in ("keepalive", "close"):
+            for key, what in (("rps", "req/s"), ("rpcs", "req/CPU-s")):
+                r = self.ratio(sc, "ferricorn-hello", sc, "actix-web", key)
+                judge(f"ferricorn hello ≥ actix-web {what} ({sc})", r, r is not None and r >= 1.0, f"{fmt(r)}")
+        r = self.ratio("jwt-hello", "ferricorn-auth", "keepalive", "ferricorn-hello", "rps")
+        judge("GET /api/hello/ ≥ 0.8 × ferricorn hello req/s", r, r is not None and r >= 0.8, fmt(r))
+        r = self.ratio("jwt-refresh", "ferricorn-auth", "jwt-refresh", "simplejwt", "rps")
+        judge("refresh (rotation + blacklist) ≥ 20 × simplejwt req/s", r, r is not None and r >= 20, fmt(r))
+        r = self.ratio("jwt-obtain", "ferricorn-auth", "jwt-obtain", "simplejwt", "rps")
+        judge("obtain ≥ 5 × simplejwt req/s", r, r is not None and r >= 5, fmt(r))
+        r = self.ratio("jwt-hello", "ferricorn-auth", "jwt-hello", "simplejwt", "rss_mib")
+        judge("RSS of ferricorn-auth (master + workers) ≤ 1/10 of Gunicorn + Django", r,
+              r is not None and r <= 0.1, f"{fmt(r)} (≤ 0.10 wanted)")
+        runs = self.results.get("hammer", {}).get("ferricorn-auth")
+        r = statistics.median(x["p99_ratio"] for x in runs) if runs else None
+        judge("obtain hammering raises p99 of GET /api/hello/ by ≤ 2×", r, r is not None and r <= 2.0, fmt(r))
+        runs = self.results.get("hup", {}).get("ferricorn-hello")
+        n = sum(x["errors"] for x in runs) if runs else None
+        judge("zero failed requests during a HUP reload", n, n == 0, f"{n} errors over {len(runs or [])} round(s)")
+        return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def ms(us: float) -> str:
+    return f"{us / 1000:.2f} ms"
+
+
+def fmt(x) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def summary_line(r: dict) -> str:
+    s = (f"{r['rps']:>10,.0f} req/s  p50 {ms(r['p50']):>9}  p99 {ms(r['p99']):>9}  err {r['errors']:>4}  "
+         f"cpu {r['cpu_s']:5.2f}s  {r['rpcs']:>8,.0f} req/CPU-s  rss {r['rss_mib']:6.1f} MiB")
+    if r["errors"]:
+        s += "  (" + ", ".join(f"{k} {r[k]}" for k in ("status", "connect", "read", "write", "timeout") if r[k]) + ")"
+    if "p99_alone" in r:
+        s += f"  (p99 alone {ms(r['p99_alone'])}, ×{r['p99_ratio']:.2f}; logins {r['hammer_rps']:.1f}/s)"
+    return s
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="about a second per subject and scenario, one round, no targets")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--obtain-connections", type=int, default=4)
+    p.add_argument("--hammer-connections", type=int, default=16, help="connections of the GET /api/hello/ wrk")
+    p.add_argument("--hammer-obtain-connections", type=int, default=4, help="connections of the POST /api/token/ wrk")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--only", nargs="*", help="subjects to run (default: all)")
+    p.add_argument("--scenarios", nargs="*", choices=ORDER, help="scenarios to run (default: all)")
+    args = p.parse_args()
+    if args.smoke:
+        args.rounds, args.duration = 1, 1.0
+        args.threads, args.connections = 1, 8
+    signal.signal(signal.SIGINT, kill_all)
+    signal.signal(signal.SIGTERM, kill_all)
+    try:
+        return Bench(args).run()
+    finally:
+        kill_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

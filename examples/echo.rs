@@ -117,5 +117,12 @@ fn query_number_str(query: &str, key: &str) -> Option<u64> {
 }
 
 fn main() -> ExitCode {
-    ferricorn_server::main(|| Ok(from_fn(echo)))
+    ferricorn_server::main(|| {
+        // For the tests of the master's failure policy: an application that
+        // cannot be built.
+        if std::env::var_os("ECHO_FAIL_TO_BUILD").is_some() {
+            return Err("ECHO_FAIL_TO_BUILD is set".into());
+        }
+        Ok(from_fn(echo))
+    })
 }

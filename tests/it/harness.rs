@@ -824,3 +824,85 @@ mod tests {
         assert_eq!(c.body, b"rest");
     }
 }
+
+/// The path of a workspace binary (not an example) built by `cargo test
+/// --workspace` or `cargo build --workspace`: `target/<profile>/<name>`,
+/// next to this test binary's `deps` directory.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.is_file(),
+        "binary {} is missing: run `cargo build --workspace` (or `cargo test \
+         --workspace`, which builds it) before `cargo test --test it`",
+        bin.display()
+    );
+    bin
+}
+
+/// A command for workspace binary `name`, hermetic and in its own process
+/// group as [`command`] makes them for the examples (the same variables
+/// removed, plus the auth service's `FERRICORN_AUTH_*`, which the
+/// `FERRICORN_` prefix already covers).
+pub fn bin_command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(workspace_bin(name));
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        if key_str.starts_with("FERRICORN_")
+            || key_str == "WEB_CONCURRENCY"
+            || key_str == "FORWARDED_ALLOW_IPS"
+            || key_str == "LISTEN_FDS"
+            || key_str == "LISTEN_PID"
+            || key_str == "NOTIFY_SOCKET"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd
+}
+
+impl Server {
+    /// Starts `cmd` (from [`bin_command`], or any command whose child prints
+    /// `Listening at:` lines on stderr) and waits for `binds` of them.
+    /// `what` names it in failure messages.
+    pub fn start_command(mut cmd: Command, what: &str, binds: usize) -> Server {
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let stderr = Arc::new(Stream::default());
+        let stdout = Arc::new(Stream::default());
+        stderr.clone().drain(child.stderr.take().unwrap());
+        stdout.clone().drain(child.stdout.take().unwrap());
+        let mut server = Server {
+            child,
+            stderr,
+            stdout,
+            addrs: Vec::new(),
+            exited: None,
+        };
+        let announced = server.stderr.wait_for(START_TIMEOUT, |text| {
+            text.lines().filter_map(parse_listening_line).count() >= binds
+        });
+        let text = server.stderr.text();
+        server.addrs = text.lines().filter_map(parse_listening_line).collect();
+        if !announced {
+            let status = server.child.try_wait().ok().flatten();
+            panic!(
+                "{what} did not announce {binds} `Listening at:` line(s) within \
+                 {START_TIMEOUT:?} (exit status: {status:?})\n--- stderr ---\n{text}\n--- stdout ---\n{}",
+                server.stdout.text()
+            );
+        }
+        server
+    }
+}

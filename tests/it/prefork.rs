@@ -605,3 +605,139 @@ fn process_titles_tell_master_from_worker() {
     assert!(master.contains("ferricorn: master [itname]"), "{master:?}");
     assert!(worker.contains("ferricorn: worker [itname]"), "{worker:?}");
 }
+
+#[test]
+fn a_worker_that_cannot_build_the_app_stops_the_master_with_code_3() {
+    let done = run_to_exit(
+        "echo",
+        &["--bind", "127.0.0.1:0", "--workers", "2"],
+        &[("ECHO_FAIL_TO_BUILD", "1")],
+        Duration::from_secs(20),
+    );
+    assert_eq!(done.status.code(), Some(3), "stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr.contains("ECHO_FAIL_TO_BUILD is set"),
+        "the worker's error is not in the log:\n{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("could not be built") && done.stderr.contains("Stopping the master"),
+        "the master does not say why it stops:\n{}",
+        done.stderr
+    );
+    // Not a respawn loop: at most the first generation booted.
+    assert!(
+        done.stderr.matches("Booting worker").count() <= 2,
+        "the master respawned failing workers:\n{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn max_worker_lifetime_recycles_with_a_reason_and_zero_failed_requests() {
+    let (server, first) = start_prefork(&["--workers", "2", "--max-worker-lifetime", "1"], 2);
+    let load = Load::start(server.addr(), 2, "/");
+    let replaced = wait_until(Duration::from_secs(15), || {
+        let now = children_of(server.pid());
+        now.len() == 2 && now.iter().all(|pid| !first.contains(pid))
+    });
+    let outcomes = load.finish();
+    assert!(replaced, "workers were not recycled\n{}", server.stderr());
+    assert_no_failures(&outcomes, &server);
+    assert!(
+        server.stderr().contains("max-worker-lifetime"),
+        "the log does not say why workers were recycled:\n{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn max_worker_memory_recycles_with_a_reason() {
+    // 1 MiB: every worker is above it, so each is recycled after three checks.
+    let (server, first) = start_prefork(&["--workers", "1", "--max-worker-memory", "1"], 1);
+    let replaced = wait_until(Duration::from_secs(15), || {
+        let now = children_of(server.pid());
+        now.len() == 1 && now[0] != first[0]
+    });
+    assert!(replaced, "the worker was not recycled\n{}", server.stderr());
+    assert!(
+        server.stderr().contains("max-worker-memory: RSS"),
+        "the log does not say why the worker was recycled:\n{}",
+        server.stderr()
+    );
+    assert_eq!(
+        request(server.addr(), get_close("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+}
+
+#[test]
+fn systemd_notify_gets_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let path = temp_path("notify", "sock");
+    let sock = UnixDatagram::bind(&path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let path_str = path.to_str().unwrap().to_string();
+    let mut server = Server::start_with(
+        "echo",
+        &["--bind", "127.0.0.1:0", "--workers", "2"],
+        &[("NOTIFY_SOCKET", &path_str)],
+        1,
+    );
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("no sd_notify message");
+    assert_eq!(&buf[..n], b"READY=1");
+    server.signal(Signal::SIGTERM);
+    let n = sock.recv(&mut buf).expect("no STOPPING message");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(
+        server
+            .wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn systemd_socket_activation_serves_the_passed_socket() {
+    // systemd binds the socket, passes it as fd 3 and names the service's
+    // process in LISTEN_PID; a small Python launcher plays systemd's part.
+    use std::io::{BufRead, BufReader, Read, Write};
+    let launcher = "import os, socket, sys\n\
+        s = socket.socket()\n\
+        s.bind(('127.0.0.1', 0)); s.listen(16)\n\
+        print(s.getsockname()[1], flush=True)\n\
+        os.dup2(s.fileno(), 3); os.set_inheritable(3, True)\n\
+        os.environ['LISTEN_FDS'] = '1'\n\
+        os.environ['LISTEN_PID'] = str(os.getpid())\n\
+        os.execv(sys.argv[1], sys.argv[1:])\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", launcher])
+        .arg(example_bin("echo"))
+        .args(["--bind", "127.0.0.1:1", "--workers", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 is needed for this test");
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", port.trim()).parse().unwrap();
+    let mut answer = String::new();
+    let ok = wait_until(Duration::from_secs(15), || {
+        std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(get_close("/").as_bytes());
+            answer.clear();
+            let _ = s.read_to_string(&mut answer);
+            answer.starts_with("HTTP/1.1 200 OK")
+        })
+    });
+    send_signal(child.id() as i32, Signal::SIGTERM);
+    let status = child.wait().unwrap();
+    assert!(ok, "the passed socket was not served: {answer:?}");
+    assert_eq!(status.code(), Some(0));
+}

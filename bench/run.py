@@ -519,6 +519,9 @@ class Bench:
     # ---- the whole run
 
     def run(self) -> int:
+        # Other work on the machine skews req/s first; the load average at
+        # both ends goes in the header so a reader can tell.
+        self.loadavg = [os.getloadavg()[0]]
         self.prepare()
         names = self.wanted_subjects()
         failures = []
@@ -530,6 +533,7 @@ class Bench:
                 except Exception as e:  # one subject's failure must not hide the others
                     failures.append(f"{name} (round {rnd + 1}): {e}")
                     print(f"  FAILED {name}: {e}", flush=True)
+        self.loadavg.append(os.getloadavg()[0])
         report = self.report()
         print()
         print(report)
@@ -561,7 +565,8 @@ class Bench:
         return (f"{cpus} CPUs ({model}); wrk -t{a.threads} -c{a.connections} -d{a.duration:g}s --timeout 5s "
                 f"(obtain: -t1 -c{a.obtain_connections}; hammer: hello -t1 -c{a.hammer_connections} + "
                 f"obtain -t1 -c{a.hammer_obtain_connections}); {a.workers} worker processes per subject; "
-                f"{a.rounds} round(s) interleaved, medians" + (" — SMOKE, no targets judged" if a.smoke else ""))
+                f"{a.rounds} round(s) interleaved, medians; 1-min load average {self.loadavg[0]:.2f} at start, "
+                f"{self.loadavg[-1]:.2f} at end" + (" — SMOKE, no targets judged" if a.smoke else ""))
 
     def ratio(self, sc: str, subject: str, other_sc: str, other: str, key: str) -> float | None:
         """Median over rounds of subject/other, both from the same round."""

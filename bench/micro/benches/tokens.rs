@@ -26,6 +26,7 @@ fn bench_tokens(c: &mut Criterion) {
     });
 
     let raw = access.encode(&keys, &settings);
+    let now = tokens::now() + 1.0;
     c.bench_function("decode+verify access", |b| {
         b.iter(|| {
             let payload =

@@ -776,55 +776,6 @@ pub fn tally<K: std::hash::Hash + Eq>(items: impl IntoIterator<Item = K>) -> Has
     map
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_listening_lines() {
-        assert_eq!(
-            parse_listening_line("[2024-01-01] [1] [INFO] Listening at: http://127.0.0.1:8000 (1)"),
-            Some(Addr::Tcp("127.0.0.1:8000".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_listening_line("Listening at: http://[::1]:41234"),
-            Some(Addr::Tcp("[::1]:41234".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_listening_line("INFO Listening at: unix:/tmp/x.sock (12)"),
-            Some(Addr::Unix("/tmp/x.sock".into()))
-        );
-        assert_eq!(parse_listening_line("Booting worker"), None);
-    }
-
-    #[test]
-    fn counts_binds() {
-        assert_eq!(expected_binds(&["--bind", "a", "-b", "b", "--bind=c"]), 3);
-        assert_eq!(expected_binds(&["--workers", "2"]), 1);
-    }
-
-    #[test]
-    fn parses_framings() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-                    3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n\
-                    HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno\
-                    HTTP/1.0 200 OK\r\n\r\nrest";
-        let mut r = BufReader::new(&raw[..]);
-        let a = read_response(&mut r, false).unwrap();
-        assert_eq!(
-            (a.status, a.body.as_slice(), a.chunks),
-            (200, &b"abcde"[..], Some(2))
-        );
-        let b = read_response(&mut r, false).unwrap();
-        assert_eq!(
-            (b.status_line.as_str(), b.body.as_slice()),
-            ("HTTP/1.1 404 Not Found", &b"no"[..])
-        );
-        let c = read_response(&mut r, false).unwrap();
-        assert_eq!(c.body, b"rest");
-    }
-}
-
 /// The path of a workspace binary (not an example) built by `cargo test
 /// --workspace` or `cargo build --workspace`: `target/<profile>/<name>`,
 /// next to this test binary's `deps` directory.
@@ -876,9 +827,7 @@ impl Server {
     /// `Listening at:` lines on stderr) and waits for `binds` of them.
     /// `what` names it in failure messages.
     pub fn start_command(mut cmd: Command, what: &str, binds: usize) -> Server {
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
         let stderr = Arc::new(Stream::default());
         let stdout = Arc::new(Stream::default());
         stderr.clone().drain(child.stderr.take().unwrap());
@@ -904,5 +853,54 @@ impl Server {
             );
         }
         server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines() {
+        assert_eq!(
+            parse_listening_line("[2024-01-01] [1] [INFO] Listening at: http://127.0.0.1:8000 (1)"),
+            Some(Addr::Tcp("127.0.0.1:8000".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listening_line("Listening at: http://[::1]:41234"),
+            Some(Addr::Tcp("[::1]:41234".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listening_line("INFO Listening at: unix:/tmp/x.sock (12)"),
+            Some(Addr::Unix("/tmp/x.sock".into()))
+        );
+        assert_eq!(parse_listening_line("Booting worker"), None);
+    }
+
+    #[test]
+    fn counts_binds() {
+        assert_eq!(expected_binds(&["--bind", "a", "-b", "b", "--bind=c"]), 3);
+        assert_eq!(expected_binds(&["--workers", "2"]), 1);
+    }
+
+    #[test]
+    fn parses_framings() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n\
+                    HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno\
+                    HTTP/1.0 200 OK\r\n\r\nrest";
+        let mut r = BufReader::new(&raw[..]);
+        let a = read_response(&mut r, false).unwrap();
+        assert_eq!(
+            (a.status, a.body.as_slice(), a.chunks),
+            (200, &b"abcde"[..], Some(2))
+        );
+        let b = read_response(&mut r, false).unwrap();
+        assert_eq!(
+            (b.status_line.as_str(), b.body.as_slice()),
+            ("HTTP/1.1 404 Not Found", &b"no"[..])
+        );
+        let c = read_response(&mut r, false).unwrap();
+        assert_eq!(c.body, b"rest");
     }
 }

@@ -25,6 +25,7 @@ mod conformance;
 mod harness;
 mod http1;
 mod limits;
+mod nginx;
 mod prefork;
 mod proxy;
 mod slow_clients;

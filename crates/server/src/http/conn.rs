@@ -111,13 +111,14 @@ impl Activity {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn on_read(&self, data: &[u8]) {
+    /// Notes bytes just read. `Err`: they break the request framing (see
+    /// `order`), and the read must fail.
+    fn on_read(&self, data: &[u8]) -> Result<(), &'static str> {
         let mut s = self.lock();
-        let serving = s.in_flight > 0;
-        if !serving && s.head_started.is_none() {
+        if s.in_flight == 0 && s.head_started.is_none() {
             s.head_started = Some(Instant::now());
         }
-        s.capture.push(data, serving, self.head_cap);
+        s.capture.push(data, self.head_cap)
     }
 
     /// What the raw head of a just-parsed request shows (see `order`).
@@ -204,7 +205,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.on_read(&buf.filled()[before..]);
+            if let Err(why) = self.activity.on_read(&buf.filled()[before..]) {
+                // hyper must not see these bytes: failing the read ends the
+                // connection without serving what follows them.
+                buf.set_filled(before);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("request framing: {why}"),
+                )));
+            }
         }
         res
     }
@@ -383,18 +392,18 @@ mod tests {
             a.deadline(T),
             Some((start + Duration::from_secs(10), Expiry::Head))
         );
-        a.on_read(b"x");
+        a.on_read(b"x").unwrap();
         assert_eq!(a.deadline(T).unwrap().1, Expiry::Head);
         let g = a.begin();
         assert_eq!(a.deadline(T), None, "no deadline while serving");
-        a.on_read(b"x"); // body bytes, or a pipelined head
+        a.on_read(b"x").unwrap(); // a pipelined head
         drop(g);
         let idle = a.lock().idle_since;
         assert_eq!(
             a.deadline(T),
             Some((idle + Duration::from_secs(2), Expiry::Idle))
         );
-        a.on_read(b"x");
+        a.on_read(b"x").unwrap();
         let started = a.lock().head_started.unwrap();
         assert_eq!(
             a.deadline(T),

@@ -51,6 +51,17 @@ pub enum ProtocolError {
     /// Both `Content-Length` and `Transfer-Encoding`.
     #[error("both Content-Length and Transfer-Encoding")]
     ContentLengthWithTransferEncoding,
+    /// More than one `Content-Length` field line, even with equal values
+    /// (RFC 9112 section 6.3 lets a recipient merge them; Gunicorn refuses,
+    /// and so do we: a proxy that kept the other one frames differently).
+    #[error("more than one Content-Length field line")]
+    RepeatedContentLength,
+    /// A `Transfer-Encoding` that does not end in exactly one `chunked`.
+    #[error("invalid Transfer-Encoding: {0}")]
+    InvalidTransferEncoding(&'static str),
+    /// The message framing is broken: a malformed chunked body.
+    #[error("invalid message framing: {0}")]
+    InvalidFraming(&'static str),
     /// More than one `Host` field line (RFC 9112 section 3.2).
     #[error("more than one Host header field")]
     RepeatedHost,
@@ -80,6 +91,9 @@ impl ProtocolError {
             ProtocolError::InvalidTarget(_)
             | ProtocolError::BareLineFeed
             | ProtocolError::ContentLengthWithTransferEncoding
+            | ProtocolError::RepeatedContentLength
+            | ProtocolError::InvalidTransferEncoding(_)
+            | ProtocolError::InvalidFraming(_)
             | ProtocolError::RepeatedHost => Some((StatusCode::BAD_REQUEST, true)),
             ProtocolError::HeadTimeout => None,
         }
@@ -125,7 +139,9 @@ impl ConnectionEnd {
                 | std::io::ErrorKind::BrokenPipe
                 | std::io::ErrorKind::ConnectionAborted
                 | std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::TimedOut,
+                | std::io::ErrorKind::TimedOut
+                // Our socket wrapper's refusal of a malformed chunked body.
+                | std::io::ErrorKind::InvalidData,
             ) => ConnectionEnd::Client,
             _ => ConnectionEnd::Server,
         }

@@ -47,6 +47,20 @@ pub(crate) fn check_head(
     if both || raw.both_framings {
         return Err(ProtocolError::ContentLengthWithTransferEncoding);
     }
+    if raw.repeated_content_length
+        || parts
+            .headers
+            .get_all(CONTENT_LENGTH)
+            .iter()
+            .nth(1)
+            .is_some()
+    {
+        return Err(ProtocolError::RepeatedContentLength);
+    }
+    check_transfer_encoding(parts)?;
+    if let Some(why) = raw.framing {
+        return Err(ProtocolError::InvalidFraming(why));
+    }
     // RFC 9112 section 3.2: more than one Host field line is a 400.
     if parts.headers.get_all(HOST).iter().nth(1).is_some() {
         return Err(ProtocolError::RepeatedHost);
@@ -65,6 +79,44 @@ pub(crate) fn check_head(
                 len,
                 limit: limits.field_size,
             });
+        }
+    }
+    Ok(())
+}
+
+/// The transfer codings, over all `Transfer-Encoding` lines, must end in
+/// `chunked` and hold it only there (RFC 9112 section 6.1: chunked is
+/// applied once, and last, to a request). hyper checks only that the last
+/// line ends in `chunked`.
+fn check_transfer_encoding(parts: &Parts) -> Result<(), ProtocolError> {
+    let mut codings = parts
+        .headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|c| c.trim_ascii())
+        // Empty list elements are allowed and ignored (RFC 9110 section 5.6.1).
+        .filter(|c| !c.is_empty())
+        .peekable();
+    if codings.peek().is_none() {
+        return if parts.headers.contains_key(TRANSFER_ENCODING) {
+            Err(ProtocolError::InvalidTransferEncoding("no coding"))
+        } else {
+            Ok(())
+        };
+    }
+    while let Some(coding) = codings.next() {
+        let chunked = coding.eq_ignore_ascii_case(b"chunked");
+        let last = codings.peek().is_none();
+        if chunked && !last {
+            return Err(ProtocolError::InvalidTransferEncoding(
+                "chunked is not the final coding, or appears twice",
+            ));
+        }
+        if last && !chunked {
+            return Err(ProtocolError::InvalidTransferEncoding(
+                "the final coding is not chunked",
+            ));
         }
     }
     Ok(())
@@ -186,6 +238,60 @@ mod tests {
         assert_eq!(
             check_head_ok(&both, &l),
             Err(ProtocolError::ContentLengthWithTransferEncoding)
+        );
+    }
+
+    #[test]
+    fn framing_fields() {
+        let l = Limits {
+            request_line: 100,
+            fields: 10,
+            field_size: 100,
+            ..limits()
+        };
+        let te = |values: &[&str]| {
+            let headers: Vec<_> = values.iter().map(|v| ("transfer-encoding", *v)).collect();
+            check_head_ok(&parts("/", &headers), &l)
+        };
+        assert!(te(&["chunked"]).is_ok());
+        assert!(te(&["gzip, chunked"]).is_ok());
+        assert!(te(&["identity", "Chunked"]).is_ok());
+        assert!(te(&["gzip,,chunked"]).is_ok());
+        for bad in [
+            &["chunked, chunked"][..],
+            &["chunked", "chunked"],
+            &["chunked", "gzip"],
+            &["chunked, identity"],
+            &["identity, chunked, identity, chunked"],
+            &["xchunked"],
+            &[""],
+            &[" , "],
+        ] {
+            assert!(
+                matches!(te(bad), Err(ProtocolError::InvalidTransferEncoding(_))),
+                "{bad:?}"
+            );
+        }
+        let cl = parts("/", &[("content-length", "5"), ("content-length", "5")]);
+        assert_eq!(
+            check_head_ok(&cl, &l),
+            Err(ProtocolError::RepeatedContentLength)
+        );
+        let raw = RawHead {
+            repeated_content_length: true,
+            ..RawHead::default()
+        };
+        assert_eq!(
+            check_head(&parts("/", &[("content-length", "5")]), &raw, &l),
+            Err(ProtocolError::RepeatedContentLength)
+        );
+        let raw = RawHead {
+            framing: Some("chunk size missing"),
+            ..RawHead::default()
+        };
+        assert_eq!(
+            check_head(&parts("/", &[]), &raw, &l),
+            Err(ProtocolError::InvalidFraming("chunk size missing"))
         );
     }
 

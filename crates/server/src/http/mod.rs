@@ -8,15 +8,19 @@
 //!   body counted for the access log.
 //! - `limits`: request line and header field limits.
 //! - `proxy`: `--forwarded-allow-ips` and the forwarding headers.
-//! - `order`: the arrival order of header fields, from the raw head.
+//! - `order`: the raw heads (arrival order of fields, what hyper's parse
+//!   hides) and the framing of the bytes between them.
+//! - `chunked`: the strict check of chunked request bodies.
 //! - [`error`]: protocol errors and the one match from error to status.
 //!
-//! What hyper does for us: framing (Content-Length, chunked both ways),
+//! What hyper does for us: framing (Content-Length, chunked both ways;
+//! request bodies' chunked framing is also checked strictly by `chunked`),
 //! keep-alive and HTTP/1.0 semantics, pipelining, `Expect: 100-continue`
 //! (sent when the application first polls the body), HEAD, the `Date`
 //! header, and the 400/414/431 answers to heads it cannot parse.
 
 mod body;
+mod chunked;
 pub(crate) mod conn;
 pub mod error;
 mod limits;

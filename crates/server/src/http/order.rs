@@ -1,27 +1,38 @@
-//! Recovering the arrival order of header fields.
+//! The raw request heads, and the framing of the bytes between them.
 //!
 //! hyper's `HeaderMap` groups repeated names, so `A, B, A` reads back as
 //! `A, A, B`. Applications that must see the wire order (the echo example,
-//! signature schemes) get a [`HeaderOrder`] built from the raw head.
+//! signature schemes) get a [`HeaderOrder`] built from the raw head. The
+//! same look at the raw head finds what hyper's parse hides: lines ended by
+//! a bare LF (httparse accepts them), a Content-Length next to a
+//! Transfer-Encoding, or repeated with the same value (hyper keeps one).
 //!
-//! The socket wrapper copies the bytes it reads into a [`HeadCapture`]:
-//! everything while waiting for a head (bounded by the head size hyper
-//! accepts) and at most 64 KiB while a request is being served (so a
-//! pipelined head after a small body is kept, but a large upload is not
-//! copied). For each parsed request we find its request line in that
-//! buffer, re-parse the head with httparse and check the result against
-//! hyper's map: the same fields, grouped by name, in the same order. Only
-//! then is the order used; any mismatch (a gap in the copy, a head we did
-//! not keep) falls back to the map's order. So a wrong order is never
-//! reported, at worst a grouped one.
+//! The socket wrapper hands every byte it reads to a [`HeadCapture`],
+//! which follows the framing of the stream as hyper does: after a head
+//! hyper has parsed come its body's bytes (Content-Length of them, or a
+//! chunked body up to its final CRLF), then the next head. Body bytes are
+//! not copied: a Content-Length body is counted, a chunked one is checked
+//! byte by byte against the strict grammar of `chunked` (hyper's decoder is
+//! lenient), and a violation fails the read, so hyper never sees the bytes
+//! that break the framing, nor anything after them. The bytes of heads are
+//! kept until the service asks about its request's head, which is then at
+//! the very start of the buffer; it is re-parsed with httparse (hyper's
+//! parser) and checked against hyper's map: the same fields, grouped by
+//! name, in the same order. Only then is the order used; otherwise the
+//! map's order stands, so a wrong order is never reported, at worst a
+//! grouped one. When no name repeats, the map's order already is the
+//! arrival order and no `HeaderOrder` is made.
 //!
-//! When no name repeats, the map's order already is the arrival order and
-//! no `HeaderOrder` is made. The same look at the raw head finds lines
-//! ended by a bare LF, which httparse accepts.
+//! If the head hyper parsed is not where the framing puts it (which would
+//! be a bug here, not a client's doing) the connection is refused and
+//! closed rather than served unchecked.
 
 use ferricorn_app_interface::HeaderOrder;
+use http::header::CONTENT_LENGTH;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, Version};
+
+use super::chunked::ChunkedCheck;
 
 /// What the raw bytes of a head show that hyper's parse does not.
 #[derive(Debug, Default)]
@@ -35,96 +46,201 @@ pub(crate) struct RawHead {
     /// Both Content-Length and Transfer-Encoding were sent (hyper drops
     /// the Content-Length from the map, so only the raw head shows it).
     pub both_framings: bool,
+    /// More than one Content-Length field line (hyper keeps one of equal
+    /// values).
+    pub repeated_content_length: bool,
+    /// The framing of the stream is broken: a malformed chunked body (of
+    /// this request, in bytes already read) or a head not where expected.
+    pub framing: Option<&'static str>,
 }
 
-/// How much is copied while a request is being served.
-const SERVING_CAP: usize = 64 * 1024;
+/// Room for unparsed bytes beyond the largest head: hyper holds at most a
+/// head's worth in its buffer plus one read, so more means the framing here
+/// and hyper's have parted.
+const SLACK: usize = 64 * 1024;
 
-/// Bytes read from a connection, kept for finding heads in.
+/// The body of the request whose head was parsed last.
+#[derive(Debug, Default)]
+enum Body {
+    /// None pending: the bytes read are heads.
+    #[default]
+    None,
+    /// This many bytes of a Content-Length body are still to come.
+    Length(u64),
+    /// A chunked body, checked as it arrives.
+    Chunked(ChunkedCheck),
+    /// The framing was violated; nothing more may be read.
+    Broken(&'static str),
+}
+
+impl Body {
+    /// Takes the body's bytes from the start of `data`: how many.
+    fn consume(&mut self, data: &[u8]) -> Result<usize, &'static str> {
+        match self {
+            Body::None => Ok(0),
+            Body::Length(left) => {
+                let n = (*left).min(data.len() as u64);
+                *left -= n;
+                if *left == 0 {
+                    *self = Body::None;
+                }
+                // `n` is at most `data.len()`.
+                Ok(n as usize)
+            }
+            Body::Chunked(check) => match check.feed(data) {
+                Ok(Some(n)) => {
+                    *self = Body::None;
+                    Ok(n)
+                }
+                Ok(None) => Ok(data.len()),
+                Err(e) => {
+                    *self = Body::Broken(e.0);
+                    Err(e.0)
+                }
+            },
+            Body::Broken(why) => Err(why),
+        }
+    }
+}
+
+/// The bytes read from a connection, between hyper's framing and ours.
 #[derive(Debug, Default)]
 pub(crate) struct HeadCapture {
+    /// Read, not yet attributed to a head: the heads to come, and the
+    /// start of a body that arrived before its head was inspected.
     buf: Vec<u8>,
+    body: Body,
 }
 
 impl HeadCapture {
-    /// Records bytes just read. `serving`: a request is in progress, so
-    /// these are most likely body bytes.
-    pub fn push(&mut self, data: &[u8], serving: bool, head_cap: usize) {
-        let cap = if serving {
-            SERVING_CAP
-        } else {
-            head_cap + SERVING_CAP
-        };
-        if self.buf.len() + data.len() > cap {
-            if serving {
-                return; // a gap; heads after it are found again by search
+    /// Records bytes just read. `Err`: they break the framing (a malformed
+    /// chunked body); the connection must not go on.
+    pub fn push(&mut self, data: &[u8], head_cap: usize) -> Result<(), &'static str> {
+        let taken = self.body.consume(data)?;
+        let rest = &data[taken..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if self.buf.len() + rest.len() > 2 * head_cap + SLACK {
+            self.body = Body::Broken("more unparsed bytes than a request head may hold");
+            return Err("more unparsed bytes than a request head may hold");
+        }
+        self.buf.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// What the raw head of `parts`, just parsed by hyper, shows; moves on
+    /// to its body.
+    pub fn inspect(&mut self, parts: &Parts) -> RawHead {
+        let mut raw = match self.body {
+            Body::None => self.head(parts),
+            Body::Broken(why) => Err(why),
+            // hyper reads a body to its end before it parses another head.
+            Body::Length(_) | Body::Chunked(_) => Err("a head parsed inside a body"),
+        }
+        .unwrap_or_else(|why| {
+            self.body = Body::Broken(why);
+            self.buf = Vec::new();
+            RawHead {
+                framing: Some(why),
+                ..RawHead::default()
             }
-            self.buf.clear();
-            if data.len() > cap {
-                return;
+        });
+        // Body bytes that came with the head.
+        if !self.buf.is_empty() && raw.framing.is_none() {
+            match self.body.consume(&self.buf) {
+                Ok(n) => {
+                    self.buf.drain(..n);
+                }
+                Err(why) => raw.framing = Some(why),
             }
         }
-        self.buf.extend_from_slice(data);
+        raw
     }
 
-    /// What the raw head of `parts` shows, when it was kept; advances
-    /// past that head.
-    pub fn inspect(&mut self, parts: &Parts) -> RawHead {
-        self.find_head(parts).unwrap_or_default()
-    }
-
-    fn find_head(&mut self, parts: &Parts) -> Option<RawHead> {
-        let target = match parts.uri.path_and_query() {
-            Some(pq) if parts.uri.scheme().is_none() => pq.as_str().to_owned(),
-            _ => parts.uri.to_string(),
-        };
-        let needle = format!("{} {} HTTP/", parts.method, target);
-        let pos = find(&self.buf, needle.as_bytes())?;
+    /// Parses the head at the start of the buffer, which must be the one
+    /// hyper parsed as `parts`, and drops it from the buffer.
+    fn head(&mut self, parts: &Parts) -> Result<RawHead, &'static str> {
+        const LOST: &str = "the request head is not where the framing puts it";
         // Room for fields hyper took out of the map (a Content-Length next
-        // to a Transfer-Encoding).
+        // to a Transfer-Encoding, or repeated).
         let mut slots = vec![httparse::EMPTY_HEADER; parts.headers.len() + 4];
+        if let Err(httparse::Error::TooManyHeaders) =
+            httparse::Request::new(&mut slots).parse(&self.buf)
+        {
+            let lines = self.buf.iter().filter(|b| **b == b'\n').count();
+            slots = vec![httparse::EMPTY_HEADER; lines];
+        }
         let mut req = httparse::Request::new(&mut slots);
-        let len = match req.parse(&self.buf[pos..]) {
+        let len = match req.parse(&self.buf) {
             Ok(httparse::Status::Complete(len)) => len,
-            _ => return None,
+            _ => return Err(LOST),
         };
-        let head = &self.buf[pos..pos + len];
+        let version = if parts.version == Version::HTTP_10 {
+            0
+        } else {
+            1
+        };
+        if req.method != Some(parts.method.as_str()) || req.version != Some(version) {
+            return Err(LOST);
+        }
+        let head = &self.buf[..len];
         let bare_lf = head
             .iter()
             .enumerate()
             .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'));
-        let has = |name: &str| {
-            req.headers
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(name))
-        };
-        let both_framings = has("content-length") && has("transfer-encoding");
-        let repeats = parts.headers.keys_len() != parts.headers.len();
-        if !repeats {
-            self.buf.drain(..pos + len);
-            return Some(RawHead {
-                order: None,
-                bare_lf,
-                both_framings,
-            });
+        let (mut content_lengths, mut transfer_encodings) = (0, 0);
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                content_lengths += 1;
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                transfer_encodings += 1;
+            }
         }
-        let fields: Vec<(HeaderName, HeaderValue)> = req
-            .headers
-            .iter()
-            .map(|h| {
-                Some((
-                    HeaderName::from_bytes(h.name.as_bytes()).ok()?,
-                    HeaderValue::from_bytes(h.value).ok()?,
-                ))
-            })
-            .collect::<Option<_>>()?;
-        let order = same_fields_grouped(&fields, parts).then_some(HeaderOrder(fields));
-        self.buf.drain(..pos + len);
-        Some(RawHead {
-            order,
+        let mut raw = RawHead {
+            order: None,
             bare_lf,
-            both_framings,
-        })
+            both_framings: content_lengths > 0 && transfer_encodings > 0,
+            repeated_content_length: content_lengths > 1,
+            framing: None,
+        };
+        if parts.headers.keys_len() != parts.headers.len() {
+            let fields: Option<Vec<(HeaderName, HeaderValue)>> = req
+                .headers
+                .iter()
+                .map(|h| {
+                    Some((
+                        HeaderName::from_bytes(h.name.as_bytes()).ok()?,
+                        HeaderValue::from_bytes(h.value).ok()?,
+                    ))
+                })
+                .collect();
+            raw.order = fields
+                .filter(|f| same_fields_grouped(f, parts))
+                .map(HeaderOrder);
+        }
+        self.buf.drain(..len);
+        // The body as hyper frames it: hyper refuses a Transfer-Encoding
+        // whose final coding is not chunked, drops a Content-Length next to
+        // one, and keeps one of equal Content-Lengths.
+        self.body = if transfer_encodings > 0 {
+            Body::Chunked(ChunkedCheck::default())
+        } else if content_lengths == 0 {
+            Body::None
+        } else if let Some(v) = parts.headers.get(CONTENT_LENGTH) {
+            let len = std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(LOST)?;
+            if len == 0 {
+                Body::None
+            } else {
+                Body::Length(len)
+            }
+        } else {
+            return Err(LOST);
+        };
+        Ok(raw)
     }
 }
 
@@ -144,13 +260,6 @@ fn same_fields_grouped(fields: &[(HeaderName, HeaderValue)], parts: &Parts) -> b
         && grouped
             .zip(parts.headers.iter())
             .all(|((n1, v1), (n2, v2))| n1 == n2 && v1 == v2)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -184,7 +293,7 @@ mod tests {
         all.extend_from_slice(one);
         all.extend_from_slice(two);
         all.extend_from_slice(three);
-        cap.push(&all, false, 8192);
+        cap.push(&all, 8192).unwrap();
         let o = cap.inspect(&parse(one)).order.unwrap();
         assert_eq!(names(&o), ["a", "b", "a"]);
         let o = cap.inspect(&parse(two)).order.unwrap();
@@ -199,34 +308,122 @@ mod tests {
     #[test]
     fn mismatch_falls_back() {
         let mut cap = HeadCapture::default();
-        cap.push(
-            b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 9\r\n\r\n",
-            false,
-            8192,
-        );
+        cap.push(b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 9\r\n\r\n", 8192)
+            .unwrap();
         let parts = parse(b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 3\r\n\r\n");
         assert!(cap.inspect(&parts).order.is_none());
         let mut cap = HeadCapture::default();
-        assert!(cap.inspect(&parts).order.is_none(), "nothing captured");
+        let raw = cap.inspect(&parts);
+        assert!(raw.order.is_none(), "nothing captured");
+        assert!(raw.framing.is_some(), "a head hyper has but we do not");
     }
 
     #[test]
     fn bare_lf_is_seen() {
         let raw = b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n";
         let mut cap = HeadCapture::default();
-        cap.push(raw, false, 8192);
+        cap.push(raw, 8192).unwrap();
         assert!(cap.inspect(&parse(raw)).bare_lf);
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        cap.push(raw, false, 8192);
+        cap.push(raw, 8192).unwrap();
         assert!(!cap.inspect(&parse(raw)).bare_lf);
     }
 
     #[test]
-    fn large_bodies_are_not_copied() {
+    fn bodies_are_not_copied() {
         let mut cap = HeadCapture::default();
-        for _ in 0..100 {
-            cap.push(&[b'x'; 4096], true, 8192);
+        let head = b"POST /up HTTP/1.1\r\nContent-Length: 409600\r\n\r\n";
+        cap.push(head, 8192).unwrap();
+        cap.push(&[b'x'; 4096], 8192).unwrap();
+        let raw = cap.inspect(&parse(head));
+        assert!(raw.framing.is_none());
+        assert!(cap.buf.is_empty());
+        for _ in 1..100 {
+            cap.push(&[b'x'; 4096], 8192).unwrap();
         }
-        assert!(cap.buf.len() <= SERVING_CAP);
+        assert!(cap.buf.is_empty());
+        // The next head is kept.
+        let next = b"GET /next HTTP/1.1\r\n\r\n";
+        cap.push(next, 8192).unwrap();
+        assert_eq!(cap.buf, next);
+    }
+
+    #[test]
+    fn repeated_content_length_is_seen() {
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+        let mut cap = HeadCapture::default();
+        cap.push(raw, 8192).unwrap();
+        // hyper keeps one of the equal values.
+        let parts = parse(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n");
+        let head = cap.inspect(&parts);
+        assert!(head.repeated_content_length && !head.both_framings);
+        assert!(cap.buf.is_empty(), "the body was taken");
+    }
+
+    /// Pipelined chunked requests, fed in pieces of `step` bytes; the
+    /// service inspects each head as soon as it is complete.
+    fn pipeline(step: usize) -> Result<Vec<RawHead>, &'static str> {
+        let one = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let body = b"5;x=\"y\"\r\nhello\r\n0\r\nT: 1\r\n\r\n";
+        let two = b"GET /b HTTP/1.1\r\nA: 1\r\nA: 2\r\n\r\n";
+        let all = [&one[..], body, one, body, two].concat();
+        let heads = [
+            (&one[..], 0),
+            (one, one.len() + body.len()),
+            (two, all.len() - two.len()),
+        ];
+        let mut cap = HeadCapture::default();
+        let mut seen = Vec::new();
+        for (i, piece) in all.chunks(step).enumerate() {
+            cap.push(piece, 8192)?;
+            let read = (i * step + piece.len()).min(all.len());
+            while let Some((head, at)) = heads.get(seen.len()) {
+                if read < at + head.len() {
+                    break;
+                }
+                seen.push(cap.inspect(&parse(head)));
+            }
+        }
+        Ok(seen)
+    }
+
+    #[test]
+    fn pipelined_chunked_bodies_in_any_pieces() {
+        for step in [1, 2, 3, 7, 16, 1000] {
+            let heads = pipeline(step).unwrap();
+            assert_eq!(heads.len(), 3, "step {step}");
+            assert!(heads.iter().all(|h| h.framing.is_none()), "step {step}");
+            assert!(
+                heads[2].order.is_some(),
+                "step {step}: the last head was found"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_break_the_framing() {
+        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let parts = parse(head);
+        // Arriving with the head: seen when the head is inspected.
+        let mut cap = HeadCapture::default();
+        cap.push(&[&head[..], b"5 \r\nhello\r\n0\r\n\r\n"].concat(), 8192)
+            .unwrap();
+        assert!(cap.inspect(&parts).framing.is_some());
+        assert!(cap.push(b"GET / HTTP/1.1\r\n\r\n", 8192).is_err());
+        // Arriving later: the read that brings it fails.
+        let mut cap = HeadCapture::default();
+        cap.push(head, 8192).unwrap();
+        assert!(cap.inspect(&parts).framing.is_none());
+        cap.push(b"5;a=\"b", 8192).unwrap();
+        assert!(cap.push(b"\r\nhello\r\n0\r\n\r\n", 8192).is_err());
+        assert!(cap.push(b"x", 8192).is_err(), "and every read after it");
+    }
+
+    #[test]
+    fn unparsed_bytes_are_bounded() {
+        let mut cap = HeadCapture::default();
+        let cap_bytes = 2 * 8192 + SLACK;
+        cap.push(&vec![b'a'; cap_bytes], 8192).unwrap();
+        assert!(cap.push(b"a", 8192).is_err());
     }
 }

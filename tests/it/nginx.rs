@@ -183,7 +183,7 @@ fn proxy_directives(site: &Site, proto: &str, unbuffered: bool) -> String {
     }
     out.push_str(&format!(
         "            proxy_set_header Host $host;\n\
-         \x20           proxy_set_header X-Forwarded-For $remote_addr;\n\
+         \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
          \x20           proxy_set_header X-Forwarded-Proto {proto};\n\
          \x20           proxy_request_buffering {};\n\
          \x20           proxy_buffering on;\n\
@@ -842,21 +842,35 @@ fn forged_forwarded_headers_from_a_direct_client_are_not_believed() {
     assert_eq!(view["scheme"], "http", "{view}");
 }
 
-/// The shipped headers replace a client's own X-Forwarded-For, so a client
-/// cannot pass itself off as another address through Nginx.
+/// With the shipped `$proxy_add_x_forwarded_for`, a client's own
+/// X-Forwarded-For stays in the header, left of the address Nginx appends,
+/// and ferricorn takes the right-most address that is not a trusted proxy:
+/// the client cannot pass itself off as another address through Nginx.
+/// Nginx connects from 127.0.0.2 (the trusted proxy), the client from
+/// 127.0.0.1 (not trusted, as a client on the network would be).
 #[test]
 fn a_client_cannot_forge_its_address_through_nginx() {
     let Some(nginx) = nginx_or_skip() else { return };
     let dir = TempDir::new("ngx-forge");
-    let echo = Server::echo(&["--workers", "1"]);
-    let proxy = nginx_for(&nginx, &dir, &Site::new(&echo.addrs()[0], Protocol::Http10));
+    let echo = Server::echo(&["--workers", "1", "--forwarded-allow-ips", "127.0.0.2"]);
+    let mut site = Site::new(&echo.addrs()[0], Protocol::Http10);
+    site.proxy_bind = Some("127.0.0.2");
+    let proxy = nginx_for(&nginx, &dir, &site);
     let view = echo_view(
         &Addr::Tcp(proxy.addr()),
         "/",
-        "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n",
+        "X-Forwarded-For: 203.0.113.9, 127.0.0.2\r\nX-Forwarded-Proto: https\r\n",
     );
     assert_eq!(peer_ip(&view), "127.0.0.1", "{view}");
     assert_eq!(view["scheme"], "http", "{view}");
+    let headers = echo_headers(&view);
+    assert!(
+        headers.contains(&(
+            "x-forwarded-for".into(),
+            "203.0.113.9, 127.0.0.2, 127.0.0.1".into()
+        )),
+        "the client's entries are kept, Nginx's appended: {headers:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -351,6 +351,146 @@ fn hup_reloads_with_new_workers_and_zero_failed_requests() {
     );
 }
 
+/// What one keep-alive client of [`KeepAliveLoad`] saw.
+#[derive(Debug, Default)]
+struct KeepAliveOutcomes {
+    outcomes: Vec<Outcome>,
+    /// Responses that carried `Connection: close` (after which the client
+    /// reconnects).
+    closes: usize,
+}
+
+/// `threads` clients, each on one keep-alive connection, sending its next
+/// request as soon as it has read a response (as wrk does, so a request is
+/// on its way whenever the server might close). A connection closed after
+/// a response with `Connection: close` is fine: the client reconnects. A
+/// request that gets no response is a failure.
+struct KeepAliveLoad {
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<KeepAliveOutcomes>>,
+}
+
+impl KeepAliveLoad {
+    fn start(addr: SocketAddr, threads: usize) -> KeepAliveLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                thread::spawn(move || keep_alive_client(addr, &stop))
+            })
+            .collect();
+        KeepAliveLoad { stop, handles }
+    }
+
+    fn finish(self) -> KeepAliveOutcomes {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = KeepAliveOutcomes::default();
+        for h in self.handles {
+            let one = h.join().expect("keep-alive load thread");
+            all.outcomes.extend(one.outcomes);
+            all.closes += one.closes;
+        }
+        all
+    }
+}
+
+fn keep_alive_client(addr: SocketAddr, stop: &AtomicBool) -> KeepAliveOutcomes {
+    use std::io::Write;
+    let started = Instant::now();
+    let mut seen = KeepAliveOutcomes::default();
+    let mut conn: Option<(std::io::BufReader<std::net::TcpStream>, usize)> = None;
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < MAX_LOAD {
+        let (reader, served) = match &mut conn {
+            Some(c) => c,
+            None => match std::net::TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+                    conn.insert((std::io::BufReader::new(s), 0))
+                }
+                Err(e) => {
+                    seen.outcomes.push(Outcome::Failed(format!("connect: {e}")));
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            },
+        };
+        let outcome = reader
+            .get_mut()
+            .write_all(get("/").as_bytes())
+            .map_err(|e| format!("write: {e}"))
+            .and_then(|()| read_response(reader, false).map_err(|e| format!("read: {e}")))
+            .map_err(|e| {
+                format!(
+                    "request {} on its connection got no response: {e}",
+                    *served + 1
+                )
+            });
+        match outcome {
+            Ok(resp) if resp.status_line == "HTTP/1.1 200 OK" => {
+                *served += 1;
+                let pid = resp.json()["pid"].as_i64().unwrap_or_default() as i32;
+                seen.outcomes.push(Outcome::Served(pid));
+                if resp.header_has_token("connection", "close") {
+                    seen.closes += 1;
+                    conn = None;
+                }
+            }
+            Ok(resp) => {
+                seen.outcomes.push(Outcome::Failed(resp.status_line));
+                conn = None;
+            }
+            Err(e) => {
+                seen.outcomes.push(Outcome::Failed(e));
+                conn = None;
+            }
+        }
+    }
+    seen
+}
+
+/// The reload race with keep-alive clients (wrk, Nginx's upstream pool):
+/// a draining worker used to close its idle keep-alive connections while
+/// each client's next request was already on its way, one failed request
+/// per connection. Now each connection serves one more request, answered
+/// with `Connection: close`, and the client moves to a new worker.
+#[test]
+fn hup_twice_under_keep_alive_load_fails_no_request() {
+    let (server, first) = start_prefork(&["--workers", "2"], 2);
+    let load = KeepAliveLoad::start(server.addr(), 4);
+    let mut retired = first;
+    for round in 1..=2 {
+        thread::sleep(Duration::from_millis(700));
+        server.signal(Signal::SIGHUP);
+        let mut now = Vec::new();
+        let replaced = wait_until(Duration::from_secs(15), || {
+            now = children_of(server.pid());
+            now.len() == 2 && now.iter().all(|p| !retired.contains(p))
+        });
+        assert!(
+            replaced,
+            "HUP {round}: workers not replaced: old {retired:?}, now {now:?}\n{}",
+            server.stderr()
+        );
+        retired.extend(now);
+    }
+    thread::sleep(Duration::from_millis(700));
+    let seen = load.finish();
+    assert_no_failures(&seen.outcomes, &server);
+    assert!(
+        seen.closes >= 4,
+        "only {} responses said Connection: close: the drains did not reach the clients' connections",
+        seen.closes
+    );
+    let current = children_of(server.pid());
+    assert!(
+        served_pids(&seen.outcomes)
+            .iter()
+            .any(|p| current.contains(p)),
+        "no request was served by the workers of the last reload {current:?}"
+    );
+}
+
 #[test]
 fn hup_rereads_the_config_file() {
     let file = TempFile::new("hup", "toml", "limit_request_line = 4094\n");

@@ -23,6 +23,31 @@
 //! [`Activity`] is the small state both sides share: the wrapper notes the
 //! first byte of a head, the service notes requests beginning and ending,
 //! and the driver sleeps until the current deadline.
+//!
+//! # Draining
+//!
+//! A draining worker does not close a keep-alive connection under a client
+//! that may already be sending its next request (wrk, Nginx's upstream
+//! pool and browsers always do; the client sees a close with no answer).
+//! Instead every connection serves one more request, answered with
+//! `Connection: close` by the service, or closes as any idle connection
+//! does when its `--keep-alive` passes (at most [`DRAIN_IDLE_GRACE`] into
+//! the drain; before its first request, when `--header-timeout` passes);
+//! past `--graceful-timeout` the worker stops it regardless.
+//!
+//! # Lingering close
+//!
+//! A response sent before its request was read to the end (a 413 for a
+//! declared body over the limit, a 400 or 431 for a bad head, an
+//! application that ignores the body) closes the connection while the
+//! client may still be sending. Closing a socket with unread input makes
+//! the kernel send a reset, which can reach the client before it has read
+//! the answer: it sees EPIPE or ECONNRESET, Nginx a 502. So, as Nginx's
+//! `lingering_close` does, the driver takes the socket back from hyper,
+//! shuts down its write side (the client sees the end of the response)
+//! and reads and discards what still comes, for a bounded time and size,
+//! before closing. It reads the raw socket: after a framing violation the
+//! [`TrackedIo`] wrapper fails every read on purpose.
 
 use std::io;
 use std::pin::Pin;
@@ -30,7 +55,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{watch, Notify};
 
 use super::error::ConnectionEnd;
@@ -59,6 +85,28 @@ pub(crate) struct Timeouts {
 /// bytes to a client that does not read them.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest a draining worker keeps an idle keep-alive connection open
+/// for the next request, from the start of the drain (its `--keep-alive`
+/// deadline applies when sooner). A client that is using the connection
+/// sends within a round trip; this only bounds the drain for the idle ones,
+/// such as an Nginx upstream pool under `--keep-alive 65`, which would
+/// otherwise hold every stop and reload for the whole `--graceful-timeout`.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest a lingering close reads in all (Nginx's `lingering_time`
+/// is 30 s; a worker has better things to do than to sink an upload).
+const LINGER_TOTAL: Duration = Duration::from_secs(5);
+
+/// The longest a lingering close waits for more input (Nginx's
+/// `lingering_timeout`).
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+
+/// The most bytes a lingering close discards. Generous, because a client
+/// that writes its whole request before reading (Python's `sendall`, a
+/// proxy that does not watch for an early answer) sees its answer only if
+/// all of it is taken; on loopback this is tens of milliseconds.
+const LINGER_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The activity of one connection.
 #[derive(Debug)]
 pub(crate) struct Activity {
@@ -68,8 +116,6 @@ pub(crate) struct Activity {
     /// Wakes the driver when the connection turns idle (its deadline moves
     /// earlier: from none to the keep-alive deadline).
     idle: Notify,
-    /// Wakes the driver when a request's head has been parsed.
-    began: Notify,
 }
 
 #[derive(Debug)]
@@ -103,7 +149,6 @@ impl Activity {
                 capture: HeadCapture::default(),
             }),
             idle: Notify::new(),
-            began: Notify::new(),
         })
     }
 
@@ -132,24 +177,22 @@ impl Activity {
         s.in_flight += 1;
         s.head_started = None;
         drop(s);
-        // No stored permit: a stale one would end a later drain too early.
-        self.began.notify_waiters();
         ActivityGuard {
             activity: Arc::clone(self),
         }
     }
 
-    /// Whether a drain should wait for this connection's next request
-    /// before closing it: a connection that has served nothing yet was
-    /// opened to send one (closing it now would fail a client that did
-    /// nothing wrong, the classic reload race), and one whose next head is
-    /// arriving has a request on the way.
-    fn request_expected(&self) -> bool {
-        let s = self.lock();
-        s.in_flight == 0 && (s.served == 0 || s.head_started.is_some())
+    /// Whether request bytes may still be on their way: the body of the
+    /// last request has not all arrived, its framing broke, or bytes of a
+    /// request not yet served were read. Closing such a connection at once
+    /// would reset it under its last response.
+    fn input_pending(&self) -> bool {
+        self.lock().capture.input_pending()
     }
 
-    fn deadline(&self, t: Timeouts) -> Option<(Instant, Expiry)> {
+    /// The current deadline; `draining_since`: when the worker began to
+    /// drain, which shortens the idle one (see [`DRAIN_IDLE_GRACE`]).
+    fn deadline(&self, t: Timeouts, draining_since: Option<Instant>) -> Option<(Instant, Expiry)> {
         let s = self.lock();
         if s.in_flight > 0 {
             return None;
@@ -159,7 +202,11 @@ impl Activity {
         }
         match s.head_started {
             Some(started) => t.header.map(|h| (started + h, Expiry::Head)),
-            None => t.keep_alive.map(|k| (s.idle_since + k, Expiry::Idle)),
+            None => t.keep_alive.map(|k| {
+                let at = s.idle_since + k;
+                let at = draining_since.map_or(at, |d| at.min(d + DRAIN_IDLE_GRACE));
+                (at, Expiry::Idle)
+            }),
         }
     }
 }
@@ -250,7 +297,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
 }
 
 /// Runs hyper's connection future `conn` until it ends, the head or idle
-/// deadline passes, or the worker stops. `peer` names the client in logs.
+/// deadline passes, or the worker stops, then closes the socket (lingering
+/// when input may be pending). `peer` names the client in logs.
+///
+/// A drain (`Phase::Draining`) closes nothing here: the service answers
+/// the connection's next request with `Connection: close`, and the head
+/// and idle deadlines (the latter shortened to [`DRAIN_IDLE_GRACE`]) end a
+/// connection that sends none (see the module docs). Only `Phase::Stopped`
+/// closes at once.
 pub(crate) async fn drive<C>(
     conn: C,
     activity: Arc<Activity>,
@@ -262,61 +316,37 @@ pub(crate) async fn drive<C>(
 {
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
-    // Draining, but waiting for the expected request to begin (see
-    // `Activity::request_expected`); its head deadline still applies.
-    let mut drain_after_next = false;
     let mut hard_stop: Option<Instant> = None;
-    if *phase.borrow_and_update() != Phase::Running {
-        if activity.request_expected() {
-            drain_after_next = true;
-        } else {
-            conn.as_mut().graceful_shutdown();
-            closing = true;
-        }
-    }
+    let mut draining_since = None;
     loop {
-        if drain_after_next && !closing && !activity.request_expected() {
-            // The expected request began (its wake-up may have been missed).
-            conn.as_mut().graceful_shutdown();
-            closing = true;
+        if draining_since.is_none() && *phase.borrow() == Phase::Draining {
+            draining_since = Some(Instant::now());
         }
         let deadline = if closing {
             hard_stop.map(|t| (t, Expiry::Head))
         } else {
-            activity.deadline(timeouts)
+            activity.deadline(timeouts, draining_since)
         };
         tokio::select! {
-            result = conn.as_mut() => {
+            (result, io) = conn.as_mut() => {
                 log_end(&result, peer);
+                if let Some(io) = io {
+                    close(io, &result, &activity, &mut phase, peer).await;
+                }
                 return;
             }
             changed = phase.changed() => {
-                let now = if changed.is_err() { Phase::Stopped } else { *phase.borrow_and_update() };
-                match now {
-                    Phase::Running => {}
-                    Phase::Draining if !closing && activity.request_expected() => {
-                        drain_after_next = true;
-                    }
-                    Phase::Draining if !closing => {
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    Phase::Draining => {}
-                    Phase::Stopped => return,
+                if changed.is_err() || *phase.borrow_and_update() == Phase::Stopped {
+                    return;
                 }
             }
             _ = activity.idle.notified(), if !closing => {}
-            _ = activity.began.notified(), if drain_after_next && !closing => {
-                // The request is parsed: hyper answers it, then closes.
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
             _ = sleep_until(deadline.map(|d| d.0)), if deadline.is_some() => {
                 if closing {
                     logging::debug(&format!("Closing connection from {peer}: it did not finish closing"));
                     return;
                 }
-                match activity.deadline(timeouts) {
+                match activity.deadline(timeouts, draining_since) {
                     Some((at, Expiry::Head)) if at <= Instant::now() => {
                         logging::debug(&format!("Closing connection from {peer}: no complete request head within --header-timeout"));
                         return;
@@ -327,6 +357,71 @@ pub(crate) async fn drive<C>(
                         hard_stop = Some(Instant::now() + CLOSE_GRACE);
                     }
                     _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Closes a socket hyper is done with (its last response flushed): at
+/// once when the request was read to its end, else with a lingering close.
+async fn close<Io>(
+    mut io: Io,
+    result: &Result<(), hyper::Error>,
+    activity: &Activity,
+    phase: &mut watch::Receiver<Phase>,
+    peer: &str,
+) where
+    Io: AsyncRead + AsyncWrite + Unpin,
+{
+    let unread = match result {
+        Ok(()) => activity.input_pending(),
+        // hyper answered a head it could not parse (400, 414, 431); what
+        // follows it is unknown.
+        Err(e) => e.is_parse() || e.is_parse_too_large(),
+    };
+    // The end of the response: the FIN follows its last byte.
+    if io.shutdown().await.is_err() || !unread {
+        return;
+    }
+    let (discarded, why) = linger(&mut io, phase).await;
+    if logging::enabled(crate::config::LogLevel::Debug) {
+        logging::debug(&format!(
+            "Lingering close of connection from {peer}: discarded {discarded} bytes, {why}"
+        ));
+    }
+}
+
+/// Reads and discards input until the client closes, goes quiet for
+/// [`LINGER_IDLE`], [`LINGER_TOTAL`] or [`LINGER_MAX_BYTES`] is reached,
+/// or the worker stops (so a drain never waits on it past
+/// `--graceful-timeout`). Returns the bytes discarded and why it ended.
+async fn linger<Io>(io: &mut Io, phase: &mut watch::Receiver<Phase>) -> (u64, &'static str)
+where
+    Io: AsyncRead + Unpin,
+{
+    let end = Instant::now() + LINGER_TOTAL;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut discarded = 0u64;
+    loop {
+        let quiet_until = end.min(Instant::now() + LINGER_IDLE);
+        tokio::select! {
+            read = io.read(&mut buf) => match read {
+                Ok(0) => return (discarded, "the client closed"),
+                Err(_) => return (discarded, "the client reset"),
+                Ok(n) => {
+                    discarded += n as u64;
+                    if discarded >= LINGER_MAX_BYTES {
+                        return (discarded, "the byte cap was reached");
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(quiet_until.into()) => {
+                return (discarded, if quiet_until == end { "the time cap was reached" } else { "the client went quiet" });
+            }
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow_and_update() == Phase::Stopped {
+                    return (discarded, "the worker stopped");
                 }
             }
         }
@@ -354,23 +449,76 @@ fn log_end(result: &Result<(), hyper::Error>, peer: &str) {
     }
 }
 
-/// hyper's HTTP/1 connection future, seen through what the driver needs.
+/// hyper's HTTP/1 connection, seen through what the driver needs: how it
+/// ended, and the socket back when it did (to close it ourselves).
 pub(crate) trait GracefulConnection:
-    std::future::Future<Output = Result<(), hyper::Error>>
+    std::future::Future<Output = (Result<(), hyper::Error>, Option<Self::Io>)>
 {
+    /// The raw socket, under the [`TrackedIo`] wrapper.
+    type Io: AsyncRead + AsyncWrite + Unpin;
+
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
 
-impl<I, S, B> GracefulConnection for hyper::server::conn::http1::Connection<I, S>
+/// hyper's connection, run without its own shutdown of the socket so that
+/// the driver gets the socket back (`into_parts`) and decides how to close.
+pub(crate) struct Http1<S, Svc>
 where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    Svc: hyper::service::HttpService<hyper::body::Incoming>,
+{
+    conn: Option<hyper::server::conn::http1::Connection<TokioIo<TrackedIo<S>>, Svc>>,
+}
+
+impl<S, Svc> Http1<S, Svc>
+where
+    Svc: hyper::service::HttpService<hyper::body::Incoming>,
+{
+    pub fn new(conn: hyper::server::conn::http1::Connection<TokioIo<TrackedIo<S>>, Svc>) -> Self {
+        Http1 { conn: Some(conn) }
+    }
+}
+
+impl<S, Svc, B> std::future::Future for Http1<S, Svc>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Svc: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    Svc::Future: Unpin,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: http_body::Body + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        hyper::server::conn::http1::Connection::graceful_shutdown(self)
+    type Output = (Result<(), hyper::Error>, Option<S>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready((Ok(()), None));
+        };
+        let result = std::task::ready!(conn.poll_without_shutdown(cx));
+        // Done, with its output flushed: even after an error (hyper's own
+        // 400 for a bad head is written before it reports the error).
+        let io = self
+            .conn
+            .take()
+            .map(|c| c.into_parts().io.into_inner().inner);
+        Poll::Ready((result, io))
+    }
+}
+
+impl<S, Svc, B> GracefulConnection for Http1<S, Svc>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Svc: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    Svc::Future: Unpin,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Io = S;
+
+    fn graceful_shutdown(mut self: Pin<&mut Self>) {
+        if let Some(conn) = self.conn.as_mut() {
+            Pin::new(conn).graceful_shutdown();
+        }
     }
 }
 
@@ -389,24 +537,24 @@ mod tests {
         let start = a.lock().idle_since;
         // First request: the head deadline runs from accept.
         assert_eq!(
-            a.deadline(T),
+            a.deadline(T, None),
             Some((start + Duration::from_secs(10), Expiry::Head))
         );
         a.on_read(b"x").unwrap();
-        assert_eq!(a.deadline(T).unwrap().1, Expiry::Head);
+        assert_eq!(a.deadline(T, None).unwrap().1, Expiry::Head);
         let g = a.begin();
-        assert_eq!(a.deadline(T), None, "no deadline while serving");
+        assert_eq!(a.deadline(T, None), None, "no deadline while serving");
         a.on_read(b"x").unwrap(); // a pipelined head
         drop(g);
         let idle = a.lock().idle_since;
         assert_eq!(
-            a.deadline(T),
+            a.deadline(T, None),
             Some((idle + Duration::from_secs(2), Expiry::Idle))
         );
         a.on_read(b"x").unwrap();
         let started = a.lock().head_started.unwrap();
         assert_eq!(
-            a.deadline(T),
+            a.deadline(T, None),
             Some((started + Duration::from_secs(10), Expiry::Head))
         );
         let no_ka = Timeouts {
@@ -415,6 +563,33 @@ mod tests {
         };
         let g = a.begin();
         drop(g);
-        assert_eq!(a.deadline(no_ka), None);
+        assert_eq!(a.deadline(no_ka, None), None);
+    }
+
+    #[test]
+    fn a_drain_shortens_only_the_idle_deadline() {
+        let a = Activity::new(8192);
+        let drain = Instant::now();
+        // Before the first request: the head deadline, as without a drain.
+        assert_eq!(a.deadline(T, Some(drain)), a.deadline(T, None));
+        drop(a.begin());
+        let idle = a.lock().idle_since;
+        let long = Timeouts {
+            keep_alive: Some(Duration::from_secs(65)),
+            ..T
+        };
+        assert_eq!(
+            a.deadline(long, Some(drain)),
+            Some((drain + DRAIN_IDLE_GRACE, Expiry::Idle))
+        );
+        let short = Timeouts {
+            keep_alive: Some(Duration::from_millis(10)),
+            ..T
+        };
+        assert_eq!(
+            a.deadline(short, Some(drain)),
+            Some((idle + Duration::from_millis(10), Expiry::Idle)),
+            "a sooner keep-alive deadline stands"
+        );
     }
 }

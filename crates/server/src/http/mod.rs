@@ -134,9 +134,10 @@ pub(crate) async fn serve_connection<A, S>(
             peer,
             server,
             activity: Arc::clone(&activity),
+            phase: phase.clone(),
         }),
     };
-    let conn = shared.settings.builder.serve_connection(io, service);
+    let conn = conn::Http1::new(shared.settings.builder.serve_connection(io, service));
     conn::drive(conn, activity, timeouts, phase, &peer_name).await;
 }
 

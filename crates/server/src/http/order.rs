@@ -129,6 +129,12 @@ impl HeadCapture {
         Ok(())
     }
 
+    /// Whether request bytes may still arrive: a body is not complete (or
+    /// its framing broke), or read bytes wait for their head to be parsed.
+    pub fn input_pending(&self) -> bool {
+        !matches!(self.body, Body::None) || !self.buf.is_empty()
+    }
+
     /// What the raw head of `parts`, just parsed by hyper, shows; moves on
     /// to its body.
     pub fn inspect(&mut self, parts: &Parts) -> RawHead {

@@ -7,10 +7,24 @@
 //! Gunicorn: only local processes can reach it, typically the proxy.
 //!
 //! From a trusted peer, RFC 7239 `Forwarded` wins over the `X-Forwarded-*`
-//! family when both are present, since it is the standard. In either, the
-//! first (left-most) entry names the original client. Values that are not
-//! IP addresses (`unknown`, obfuscated identifiers) are ignored rather than
-//! passed on as an address.
+//! family when both are present, since it is the standard.
+//!
+//! # Which entry names the client
+//!
+//! Each proxy appends the address it received the request from (Nginx's
+//! `$proxy_add_x_forwarded_for`), so only the entries appended by trusted
+//! proxies can be believed: whatever stands left of them came from the
+//! client, which may write anything there. The client is therefore the
+//! right-most entry that is not itself a trusted proxy (walking from the
+//! right and skipping addresses in `--forwarded-allow-ips`), as Nginx's
+//! `real_ip_recursive` does. When every entry is trusted (or with
+//! `--forwarded-allow-ips '*'`) the left-most one is taken. The scheme of
+//! a `Forwarded` list is taken from the same element, which a trusted
+//! proxy wrote.
+//!
+//! Values that are not IP addresses (`unknown`, obfuscated identifiers)
+//! are ignored rather than passed on as an address; the walk stops there,
+//! since nothing left of an unknown hop can be believed.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -48,33 +62,21 @@ pub(crate) fn client_facts(
     if !trusted {
         return facts;
     }
-    if let Some(first) = first_forwarded_element(headers) {
-        let mut for_seen = false;
-        for pair in split_unquoted(&first, ';') {
-            let Some((key, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let value = unquote(value.trim());
-            match key.trim().to_ascii_lowercase().as_str() {
-                "for" if !for_seen => {
-                    for_seen = true;
-                    if let Some((ip, port)) = parse_node(&value) {
-                        facts.remote_addr = ip.to_string();
-                        facts.remote_port = port;
-                    }
-                }
-                "proto" => {
-                    if let Some(s) = parse_scheme(&value) {
-                        facts.scheme = s;
-                    }
-                }
-                _ => {}
+    if let Some(elements) = forwarded_elements(headers) {
+        if let Some(element) = pick_client(&elements, allow, |e| e.node.as_deref()) {
+            if let Some((ip, port)) = element.node.as_deref().and_then(parse_node) {
+                facts.remote_addr = ip.to_string();
+                facts.remote_port = port;
+            }
+            if let Some(s) = element.proto.as_deref().and_then(parse_scheme) {
+                facts.scheme = s;
             }
         }
         return facts;
     }
-    if let Some(xff) = first_list_item(headers, "x-forwarded-for") {
-        if let Some((ip, port)) = parse_node(&xff) {
+    if let Some(xff) = list_items(headers, "x-forwarded-for") {
+        let item = pick_client(&xff, allow, |i| Some(i.as_str()));
+        if let Some((ip, port)) = item.map(String::as_str).and_then(parse_node) {
             facts.remote_addr = ip.to_string();
             facts.remote_port = port;
         }
@@ -114,6 +116,24 @@ fn header_is(headers: &HeaderMap, name: &str, want: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
 }
 
+/// The hop that names the client in a forwarding list (oldest first): the
+/// right-most whose address is not a trusted proxy, else the left-most.
+/// A hop without an IP address ends the walk: what is left of it cannot
+/// be believed.
+fn pick_client<'a, T>(
+    hops: &'a [T],
+    allow: &ForwardedAllowIps,
+    node: impl Fn(&T) -> Option<&str>,
+) -> Option<&'a T> {
+    hops.iter()
+        .rev()
+        .find(|hop| match node(hop).and_then(parse_node) {
+            Some((ip, _)) => !allow.allows(canonical(ip)),
+            None => true,
+        })
+        .or(hops.first())
+}
+
 /// The first item of a comma-separated header that may be repeated.
 fn first_list_item(headers: &HeaderMap, name: &str) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?;
@@ -121,12 +141,54 @@ fn first_list_item(headers: &HeaderMap, name: &str) -> Option<String> {
     (!first.is_empty()).then(|| first.to_owned())
 }
 
-fn first_forwarded_element(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("forwarded")?.to_str().ok()?;
-    split_unquoted(value, ',')
-        .into_iter()
-        .next()
-        .map(|s| s.trim().to_owned())
+/// Every item of a comma-separated header, over all its field lines in
+/// order; `None` when there is none, or a line is not text.
+fn list_items(headers: &HeaderMap, name: &str) -> Option<Vec<String>> {
+    let mut items = Vec::new();
+    for value in headers.get_all(name) {
+        items.extend(
+            value
+                .to_str()
+                .ok()?
+                .split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    (!items.is_empty()).then_some(items)
+}
+
+/// One element of a `Forwarded` list: its first `for` and its `proto`.
+#[derive(Debug, Default)]
+struct ForwardedElement {
+    node: Option<String>,
+    proto: Option<String>,
+}
+
+/// The elements of the `Forwarded` field lines, in order; `None` when
+/// there is none.
+fn forwarded_elements(headers: &HeaderMap) -> Option<Vec<ForwardedElement>> {
+    let mut elements = Vec::new();
+    for value in headers.get_all("forwarded") {
+        let Ok(value) = value.to_str() else { continue };
+        for element in split_unquoted(value, ',') {
+            let mut e = ForwardedElement::default();
+            for pair in split_unquoted(&element, ';') {
+                let Some((key, value)) = pair.split_once('=') else {
+                    continue;
+                };
+                let value = unquote(value.trim());
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "for" if e.node.is_none() => e.node = Some(value),
+                    "proto" => e.proto = Some(value),
+                    _ => {}
+                }
+            }
+            elements.push(e);
+        }
+    }
+    (!elements.is_empty()).then_some(elements)
 }
 
 /// Splits at `sep` outside double quotes.
@@ -204,18 +266,65 @@ mod tests {
         )
     }
 
+    fn facts_with(allow: &str, peer: &str, pairs: &[(&str, &str)]) -> ClientFacts {
+        client_facts(
+            Some(peer.parse().unwrap()),
+            &headers(pairs),
+            &parse_forwarded_allow_ips(allow).unwrap(),
+        )
+    }
+
     #[test]
     fn trusted_peer_x_forwarded() {
         let f = facts(
             Some("127.0.0.1:5000"),
             &[
-                ("x-forwarded-for", "203.0.113.9, 10.0.0.1"),
+                ("x-forwarded-for", "203.0.113.9"),
                 ("x-forwarded-proto", "https"),
             ],
         );
         assert_eq!(f.remote_addr, "203.0.113.9");
         assert_eq!(f.remote_port, None);
         assert_eq!(f.scheme, Scheme::Https);
+    }
+
+    /// What a client writes into `X-Forwarded-For` stands left of what the
+    /// trusted proxies append, so the client is the right-most address that
+    /// is not a trusted proxy; the left-most only when all are trusted.
+    #[test]
+    fn x_forwarded_for_takes_the_right_most_untrusted_address() {
+        // Nginx with `$proxy_add_x_forwarded_for` under a forging client.
+        let xff = |v| [("x-forwarded-for", v)];
+        let f = facts(Some("127.0.0.1:1"), &xff("6.6.6.6, 203.0.113.9"));
+        assert_eq!(f.remote_addr, "203.0.113.9", "the forged entry is skipped");
+        // Before this rule, the left-most was taken.
+        let f = facts(Some("127.0.0.1:1"), &xff("203.0.113.9, 10.0.0.1"));
+        assert_eq!(f.remote_addr, "10.0.0.1", "10.0.0.1 is not trusted");
+        // Two trusted proxies in a row.
+        let allow = "127.0.0.1,10.0.0.0/8";
+        let f = facts_with(allow, "127.0.0.1:1", &xff("6.6.6.6, 203.0.113.9, 10.1.2.3"));
+        assert_eq!(f.remote_addr, "203.0.113.9");
+        // Every entry trusted: the left-most.
+        let f = facts_with(allow, "127.0.0.1:1", &xff("10.9.9.9, 127.0.0.1"));
+        assert_eq!(f.remote_addr, "10.9.9.9");
+        // '*' trusts every address, so the left-most, as Gunicorn does.
+        let f = facts_with("*", "192.0.2.1:1", &xff("1.1.1.1, 2.2.2.2"));
+        assert_eq!(f.remote_addr, "1.1.1.1");
+        // A hop that is not an address ends the walk.
+        let f = facts_with(allow, "127.0.0.1:1", &xff("1.2.3.4, unknown, 10.0.0.1"));
+        assert_eq!(f.remote_addr, "127.0.0.1");
+        // Repeated field lines are one list, in order.
+        let f = facts(
+            Some("127.0.0.1:1"),
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-for", "198.51.100.7:4711"),
+            ],
+        );
+        assert_eq!(
+            (f.remote_addr.as_str(), f.remote_port),
+            ("198.51.100.7", Some(4711))
+        );
     }
 
     #[test]
@@ -243,15 +352,14 @@ mod tests {
 
     #[test]
     fn rfc7239_forwarded() {
-        let f = facts(
-            Some("[::1]:1"),
-            &[
-                (
-                    "forwarded",
-                    "for=\"[2001:db8::1]:4711\";proto=https;by=203.0.113.43, for=10.0.0.1",
-                ),
-                ("x-forwarded-for", "9.9.9.9"),
-            ],
+        let forwarded = (
+            "forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https;by=203.0.113.43, for=10.0.0.1",
+        );
+        let f = facts_with(
+            "::1,10.0.0.1",
+            "[::1]:1",
+            &[forwarded, ("x-forwarded-for", "9.9.9.9")],
         );
         assert_eq!(f.remote_addr, "2001:db8::1");
         assert_eq!(f.remote_port, Some(4711));
@@ -264,6 +372,45 @@ mod tests {
             f.remote_addr, "127.0.0.1",
             "non-IP identifiers are not addresses"
         );
+    }
+
+    /// The same right-most rule for `Forwarded`, with the scheme of the
+    /// element it picks (written by a trusted proxy).
+    #[test]
+    fn forwarded_takes_the_right_most_untrusted_element() {
+        let f = facts(
+            Some("127.0.0.1:1"),
+            &[(
+                "forwarded",
+                "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.1;proto=http",
+            )],
+        );
+        assert_eq!((f.remote_addr.as_str(), f.remote_port), ("10.0.0.1", None));
+        assert_eq!(f.scheme, Scheme::Http);
+        // A forged element left of the proxy's, over two field lines.
+        let f = facts(
+            Some("127.0.0.1:1"),
+            &[
+                ("forwarded", "for=6.6.6.6;proto=http"),
+                ("forwarded", "for=198.51.100.1;proto=https"),
+            ],
+        );
+        assert_eq!(f.remote_addr, "198.51.100.1");
+        assert_eq!(f.scheme, Scheme::Https);
+        // All trusted: the left-most.
+        let f = facts(
+            Some("127.0.0.1:1"),
+            &[("forwarded", "for=127.0.0.1;proto=https, for=\"[::1]\"")],
+        );
+        assert_eq!(f.remote_addr, "127.0.0.1");
+        assert_eq!(f.scheme, Scheme::Https);
+        // An unknown hop ends the walk; its element's scheme still counts.
+        let f = facts(
+            Some("127.0.0.1:1"),
+            &[("forwarded", "for=1.2.3.4, for=_hidden;proto=https")],
+        );
+        assert_eq!(f.remote_addr, "127.0.0.1");
+        assert_eq!(f.scheme, Scheme::Https);
     }
 
     #[test]

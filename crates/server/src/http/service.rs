@@ -27,9 +27,10 @@ use futures_util::FutureExt;
 use http::header::{HeaderValue, CONNECTION, SERVER};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use hyper::body::Incoming;
+use tokio::sync::watch;
 
 use super::body::{BodyFlags, LimitedIncoming, TrackedBody};
-use super::conn::{Activity, ActivityGuard};
+use super::conn::{Activity, ActivityGuard, Phase};
 use super::error::ProtocolError;
 use super::{limits, proxy, Shared};
 use crate::logging::{self, access::AccessRecord};
@@ -45,6 +46,8 @@ pub(crate) struct ConnMeta {
     pub peer: Option<SocketAddr>,
     pub server: ServerAddr,
     pub activity: Arc<Activity>,
+    /// The worker's phase: a draining worker closes after each response.
+    pub phase: watch::Receiver<Phase>,
 }
 
 /// The hyper service of one connection.
@@ -205,6 +208,13 @@ async fn handle<A: Application>(
         if response.status().is_server_error() {
             response = empty(StatusCode::BAD_REQUEST);
         }
+    }
+    // A draining worker closes the connection after this response, and
+    // says so here, in the response (the head is written as soon as it is
+    // returned): the client then opens its next connection to another
+    // worker instead of sending its next request into our close.
+    if *conn.phase.borrow() != Phase::Running {
+        close = true;
     }
     let headers = response.headers_mut();
     if !headers.contains_key(SERVER) {

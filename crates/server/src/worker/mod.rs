@@ -7,9 +7,11 @@
 //! future, as mini-redis's `run` does, so tests and the master's signal
 //! handling drive it the same way.
 //!
-//! A stop is always graceful first: stop accepting, ask every connection to
-//! finish its request in progress and close (hyper's `graceful_shutdown`),
-//! wait up to `--graceful-timeout`, then drop what is left.
+//! A stop is always graceful first: stop accepting, let every connection
+//! finish its request in progress (or serve the next one, which a
+//! keep-alive client may already be sending) and close after it with
+//! `Connection: close` (see `http::conn`), wait up to `--graceful-timeout`,
+//! then drop what is left.
 
 mod context;
 pub(crate) mod supervised;

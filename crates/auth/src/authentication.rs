@@ -54,8 +54,7 @@ pub async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<U
     // names no user, so "User not found".
     let id = user_id.to_int().ok_or(AuthError::UserNotFound)?;
     let user = state
-        .store_call(move |s| s.user_by_id(id))
-        .await?
+        .read(|s| s.user_by_id(id))?
         .ok_or(AuthError::UserNotFound)?;
     if settings.check_user_is_active && !user.is_active {
         return Err(AuthError::UserInactive);

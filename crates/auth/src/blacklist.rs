@@ -8,6 +8,7 @@ use crate::drf::{validate_fields, Data, FieldMeta};
 use crate::error::AuthError;
 use crate::pyjson::{Object, Value};
 use crate::refresh::{outstanding, read_refresh_token};
+use crate::store::WriteOp;
 use crate::tokens::{self, TokenError};
 use crate::State;
 
@@ -27,7 +28,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     let now = tokens::now();
     let token = read_refresh_token(state, &raw, now).await?;
     let record = outstanding(state, &token, &raw);
-    if !state.store_call(move |s| s.blacklist(&record)).await? {
+    if !state.write(WriteOp::Blacklist(record)).await? {
         // Lost a race with another blacklisting of the same token.
         return Err(AuthError::InvalidToken(TokenError::Blacklisted));
     }

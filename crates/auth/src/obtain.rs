@@ -6,9 +6,8 @@
 
 use crate::drf::{validate_fields, Data, FieldMeta};
 use crate::error::AuthError;
-use crate::passwords;
 use crate::pyjson::{Object, Value};
-use crate::store::OutstandingToken;
+use crate::store::{OutstandingToken, WriteOp};
 use crate::tokens::{self, Token};
 use crate::State;
 
@@ -35,20 +34,21 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         values.next().unwrap_or_default(),
         values.next().unwrap_or_default(),
     );
-    let user = state
-        .store_call(move |s| s.user_by_username(&username))
-        .await?;
-    let verified =
-        passwords::verify_async(password.clone(), user.as_ref().map(|u| u.password.clone())).await;
+    let user = state.read(|s| s.user_by_username(&username))?;
+    // An unknown user is checked against a dummy hash on the same threads,
+    // so it costs what a wrong password costs.
+    let verified = state
+        .passwords()
+        .verify(password.clone(), user.as_ref().map(|u| u.password.clone()))
+        .await;
     let user = match user {
         Some(u) if verified.ok => u,
         _ => return Err(AuthError::NoActiveAccount),
     };
     if verified.needs_upgrade {
         // Django re-hashes with the preferred hasher on a successful check.
-        let hash = passwords::hash_async(password).await;
-        let id = user.id;
-        state.store_call(move |s| s.set_password(id, &hash)).await?;
+        let hash = state.passwords().hash(password).await;
+        state.write(WriteOp::SetPassword(user.id, hash)).await?;
     }
     // Django's ModelBackend refuses inactive users whatever
     // CHECK_USER_IS_ACTIVE says.
@@ -66,14 +66,11 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         created_at: now as i64,
         expires_at: refresh.exp(),
     };
-    state
-        .store_call(move |s| s.add_outstanding(&outstanding))
-        .await?;
+    state.write(WriteOp::AddOutstanding(outstanding)).await?;
     let access = refresh.access_token(settings).encode(&state.keys, settings);
     if settings.update_last_login {
-        let id = user.id;
         state
-            .store_call(move |s| s.update_last_login(id, now as i64))
+            .write(WriteOp::UpdateLastLogin(user.id, now as i64))
             .await?;
     }
     let mut out = Object::new();

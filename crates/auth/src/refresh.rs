@@ -9,7 +9,7 @@
 use crate::drf::{validate_fields, Data, FieldMeta};
 use crate::error::AuthError;
 use crate::pyjson::{Object, Value};
-use crate::store::OutstandingToken;
+use crate::store::{OutstandingToken, WriteOp};
 use crate::tokens::{self, Token, TokenError};
 use crate::State;
 
@@ -41,7 +41,7 @@ pub async fn read_refresh_token(state: &State, raw: &str, now: f64) -> Result<To
     let jti = token
         .jti(settings)
         .ok_or(AuthError::InvalidToken(TokenError::NoId))?;
-    if state.store_call(move |s| s.is_blacklisted(&jti)).await? {
+    if state.read(|s| s.is_blacklisted(&jti))? {
         return Err(AuthError::InvalidToken(TokenError::Blacklisted));
     }
     tokens::verify(&token.payload, settings, Some("refresh"), now)
@@ -78,7 +78,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     {
         // A missing user or an unreadable id is a 500 in simplejwt.
         let id = uid.to_int().ok_or(AuthError::NoActiveAccountForToken)?;
-        let user = state.store_call(move |s| s.user_by_id(id)).await?;
+        let user = state.read(|s| s.user_by_id(id))?;
         match user {
             Some(u) if !settings.check_user_is_active || u.is_active => {}
             _ => return Err(AuthError::NoActiveAccountForToken),
@@ -92,20 +92,24 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     );
 
     if settings.rotate_refresh_tokens {
-        if settings.blacklist_after_rotation {
-            let spent = outstanding(state, &refresh, &raw);
-            if !state.store_call(move |s| s.blacklist(&spent)).await? {
-                return Err(AuthError::InvalidToken(TokenError::Blacklisted));
-            }
-        }
+        let spent = settings
+            .blacklist_after_rotation
+            .then(|| outstanding(state, &refresh, &raw));
         refresh.set_jti(settings);
         refresh.set_exp(settings.refresh_token_lifetime);
         refresh.set_iat();
         let encoded = refresh.encode(&state.keys, settings);
-        let record = outstanding(state, &refresh, &encoded);
-        state
-            .store_call(move |s| s.add_outstanding(&record))
-            .await?;
+        let new = outstanding(state, &refresh, &encoded);
+        // Spending the old token and recording the new one is one write:
+        // one transaction, and the new one is recorded only if this refresh
+        // won the spend.
+        let op = match spent {
+            Some(spent) => WriteOp::Rotate { spent, new },
+            None => WriteOp::AddOutstanding(new),
+        };
+        if !state.write(op).await? {
+            return Err(AuthError::InvalidToken(TokenError::Blacklisted));
+        }
         out.insert("refresh", Value::str(encoded));
     }
     Ok(Value::Object(out))

@@ -2,12 +2,19 @@
 //! [`Store`] trait, with [`SqliteStore`] as the embedded default.
 //!
 //! The trait is synchronous on purpose: backends are blocking libraries
-//! (rusqlite), and the endpoints call them through `spawn_blocking` so the
-//! async executor never waits on a disk or a lock.
+//! (rusqlite). The endpoints make the short point reads (a user by id, "is
+//! this jti blacklisted") inline on the runtime thread: an indexed read on a
+//! warm connection takes microseconds, far less than handing it to another
+//! thread and back. Writes, which may wait for another process's lock, go
+//! to one [`Writer`] thread per worker process as [`WriteOp`]s, so the
+//! runtime never waits on a lock and the store may commit several in one
+//! transaction.
 
 mod sqlite;
+mod writer;
 
 pub use sqlite::SqliteStore;
+pub use writer::Writer;
 
 /// A user as the token service needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +47,47 @@ pub struct OutstandingToken {
     pub expires_at: i64,
 }
 
+/// A write the request path makes, queued to the [`Writer`] thread.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// [`Store::add_outstanding`].
+    AddOutstanding(OutstandingToken),
+    /// [`Store::blacklist`]; answers whether this call blacklisted it.
+    Blacklist(OutstandingToken),
+    /// A refresh with rotation and blacklisting: blacklist `spent` and, if
+    /// that won, record `new` as outstanding; answers whether it won.
+    Rotate {
+        /// The refresh token being spent.
+        spent: OutstandingToken,
+        /// Its replacement.
+        new: OutstandingToken,
+    },
+    /// [`Store::set_password`]: user id, new hash.
+    SetPassword(i64, String),
+    /// [`Store::update_last_login`]: user id, Unix time.
+    UpdateLastLogin(i64, i64),
+}
+
+impl WriteOp {
+    /// Applies the op with the store's single-operation methods. The answer
+    /// is the `bool` of [`WriteOp::Blacklist`] and [`WriteOp::Rotate`],
+    /// `true` for the others.
+    pub fn apply_to(&self, store: &(impl Store + ?Sized)) -> Result<bool, StoreError> {
+        match self {
+            WriteOp::AddOutstanding(t) => store.add_outstanding(t).map(|()| true),
+            WriteOp::Blacklist(t) => store.blacklist(t),
+            WriteOp::Rotate { spent, new } => {
+                if !store.blacklist(spent)? {
+                    return Ok(false);
+                }
+                store.add_outstanding(new).map(|()| true)
+            }
+            WriteOp::SetPassword(id, hash) => store.set_password(*id, hash).map(|()| true),
+            WriteOp::UpdateLastLogin(id, at) => store.update_last_login(*id, *at).map(|()| true),
+        }
+    }
+}
+
 /// A store failure. It is the server's fault: the client sees a 500.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,7 +100,8 @@ pub enum StoreError {
     /// No user by that name (from the admin commands).
     #[error("no user named {0:?}")]
     NoSuchUser(String),
-    /// A blocking task failed to run (the runtime is shutting down).
+    /// The writer thread is gone (the worker is stopping), or a batch of
+    /// writes failed as a whole (the message is the cause).
     #[error("background task failed: {0}")]
     Task(String),
 }
@@ -94,4 +143,18 @@ pub trait Store: Send + Sync + 'static {
     /// none yet. Returns the key and whether `candidate` was stored. Safe when
     /// many workers start at once: all get the same key.
     fn signing_key(&self, candidate: &str) -> Result<(String, bool), StoreError>;
+
+    /// Applies `ops` in order, one answer each (see [`WriteOp::apply_to`]).
+    /// The [`Writer`] thread hands over every op queued at once; a store
+    /// may commit them in one transaction (each op still all or nothing),
+    /// and must answer only once they are durable. The default applies them
+    /// one by one.
+    fn apply_writes(&self, ops: &[WriteOp]) -> Vec<Result<bool, StoreError>> {
+        ops.iter().map(|op| op.apply_to(self)).collect()
+    }
+
+    /// Called by the [`Writer`] thread when its queue is empty: a moment for
+    /// housekeeping off the request path (the SQLite store checkpoints its
+    /// write-ahead log). The default does nothing.
+    fn idle(&self) {}
 }

@@ -233,3 +233,112 @@ fn slow_clients_declared_body_over_the_limit_is_refused_before_it_is_sent() {
         "{resp:?}"
     );
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// The one worker of a `--workers 1` server.
+fn only_worker(server: &Server) -> i32 {
+    let mut kids = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            kids = crate::harness::children_of(server.pid());
+            kids.len() == 1
+        }),
+        "expected one worker, found {kids:?}"
+    );
+    kids[0]
+}
+
+#[test]
+fn a_client_that_stops_reading_does_not_grow_the_worker() {
+    let server = Server::echo(&["--workers", "1"]);
+    let worker = only_worker(&server);
+    assert_eq!(
+        request(server.addr(), get("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+    let before = rss_kib(worker);
+    // About a gigabyte of chunks that this client never reads.
+    let mut stuck = TcpStream::connect(server.addr()).unwrap();
+    stuck
+        .write_all(get("/stream?n=100000000").as_bytes())
+        .unwrap();
+    thread::sleep(Duration::from_secs(3));
+    let after = rss_kib(worker);
+    // Backpressure: the response waits for the socket; nothing piles up.
+    assert!(
+        after < before + 32 * 1024,
+        "worker RSS grew from {before} KiB to {after} KiB for a client that does not read"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        request(server.addr(), get("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+    assert!(
+        started.elapsed() < PROMPT,
+        "the worker was held by the stuck client"
+    );
+    drop(stuck);
+}
+
+#[test]
+fn ten_thousand_idle_keep_alive_connections_keep_memory_bounded() {
+    const CONNS: usize = 10_000;
+    // Headroom for the other tests of this binary running at once.
+    let limit = raise_nofile(CONNS as u64 + 4096);
+    assert!(
+        limit >= CONNS as u64 + 1024,
+        "RLIMIT_NOFILE hard limit {limit} is too low for {CONNS} connections"
+    );
+    let cap = (CONNS + 100).to_string();
+    let server = Server::echo(&[
+        "--workers",
+        "1",
+        "--worker-connections",
+        &cap,
+        "--keep-alive",
+        "120",
+    ]);
+    let worker = only_worker(&server);
+    assert_eq!(
+        request(server.addr(), get("/")).status_line,
+        "HTTP/1.1 200 OK"
+    );
+    let before = rss_kib(worker);
+    let mut idle = Vec::with_capacity(CONNS);
+    for i in 0..CONNS {
+        let stream =
+            TcpStream::connect(server.addr()).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut conn = BufReader::new(stream);
+        conn.get_mut().write_all(get("/").as_bytes()).unwrap();
+        let resp =
+            read_response(&mut conn, false).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert_eq!(resp.status_line, "HTTP/1.1 200 OK", "connection {i}");
+        idle.push(conn);
+    }
+    let after = rss_kib(worker);
+    let per_conn = (after.saturating_sub(before)) * 1024 / CONNS as u64;
+    eprintln!("{CONNS} idle keep-alive connections: worker RSS {before} KiB -> {after} KiB, {per_conn} bytes each");
+    // Bounded: a small fixed cost per idle connection (hyper's buffers
+    // shrink when idle), far from a request's worth of memory each.
+    assert!(
+        per_conn < 32 * 1024,
+        "each idle connection costs {per_conn} bytes ({before} KiB -> {after} KiB)"
+    );
+    // All of them are still served on their own connection.
+    for conn in idle.iter_mut().step_by(1000) {
+        conn.get_mut().write_all(get("/").as_bytes()).unwrap();
+        let resp = read_response(conn, false).unwrap();
+        assert_eq!(resp.status_line, "HTTP/1.1 200 OK");
+    }
+}

@@ -113,8 +113,8 @@ pub(crate) struct Activity {
     state: Mutex<State>,
     /// The most head bytes kept for recovering header order.
     head_cap: usize,
-    /// Wakes the driver when the connection turns idle (its deadline moves
-    /// earlier: from none to the keep-alive deadline).
+    /// Wakes the driver when the connection turns idle during a drain (see
+    /// [`Activity::wake_at`]).
     idle: Notify,
 }
 
@@ -127,6 +127,8 @@ struct State {
     /// When the first byte of the next head arrived.
     head_started: Option<Instant>,
     capture: HeadCapture,
+    /// The driver wants [`Activity::idle`] notified when a request ends.
+    wake_on_idle: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +149,7 @@ impl Activity {
                 idle_since: Instant::now(),
                 head_started: None,
                 capture: HeadCapture::default(),
+                wake_on_idle: false,
             }),
             idle: Notify::new(),
         })
@@ -166,13 +169,23 @@ impl Activity {
         s.capture.push(data, self.head_cap)
     }
 
-    /// What the raw head of a just-parsed request shows (see `order`).
-    pub fn raw_head(&self, parts: &http::request::Parts) -> RawHead {
-        self.lock().capture.inspect(parts)
+    /// A request's head was parsed as `parts`; the guard ends it. Also
+    /// returns what its raw head shows (see `order`), under the same lock.
+    pub fn begin(self: &Arc<Self>, parts: &http::request::Parts) -> (ActivityGuard, RawHead) {
+        let mut s = self.lock();
+        s.in_flight += 1;
+        s.head_started = None;
+        let raw = s.capture.inspect(parts);
+        drop(s);
+        let guard = ActivityGuard {
+            activity: Arc::clone(self),
+        };
+        (guard, raw)
     }
 
     /// A request's head was parsed; the guard ends it.
-    pub fn begin(self: &Arc<Self>) -> ActivityGuard {
+    #[cfg(test)]
+    fn begin_request(self: &Arc<Self>) -> ActivityGuard {
         let mut s = self.lock();
         s.in_flight += 1;
         s.head_started = None;
@@ -188,6 +201,32 @@ impl Activity {
     /// would reset it under its last response.
     fn input_pending(&self) -> bool {
         self.lock().capture.input_pending()
+    }
+
+    /// When the driver must next look at the deadline.
+    ///
+    /// Reads and requests move the deadline without waking the driver (a
+    /// wake-up per request would cost a task poll and a timer re-armed per
+    /// request on a keep-alive connection). That is safe because every
+    /// deadline they can bring runs from a moment after now (an idle one
+    /// from the end of a request, a head one from the first byte of a
+    /// head), so none comes before now plus the shorter timeout: the driver
+    /// wakes at that or the current deadline, whichever is sooner, and
+    /// looks again. A drain shortens the idle deadline to a fixed moment
+    /// that may already have passed, so then the end of a request does wake
+    /// the driver, through [`Activity::idle`].
+    fn wake_at(&self, t: Timeouts, draining_since: Option<Instant>) -> Option<Instant> {
+        let current = self.deadline(t, draining_since).map(|d| d.0);
+        if draining_since.is_some() {
+            self.lock().wake_on_idle = true;
+            return current;
+        }
+        let soonest = [t.header, t.keep_alive]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| Instant::now() + d);
+        [current, soonest].into_iter().flatten().min()
     }
 
     /// The current deadline; `draining_since`: when the worker began to
@@ -225,8 +264,11 @@ impl Drop for ActivityGuard {
         if s.in_flight == 0 {
             s.idle_since = Instant::now();
             s.head_started = None;
-            drop(s);
-            self.activity.idle.notify_one();
+            // Otherwise the driver looks again by itself (see `wake_at`).
+            if s.wake_on_idle {
+                drop(s);
+                self.activity.idle.notify_one();
+            }
         }
     }
 }
@@ -323,9 +365,9 @@ pub(crate) async fn drive<C>(
             draining_since = Some(Instant::now());
         }
         let deadline = if closing {
-            hard_stop.map(|t| (t, Expiry::Head))
+            hard_stop
         } else {
-            activity.deadline(timeouts, draining_since)
+            activity.wake_at(timeouts, draining_since)
         };
         tokio::select! {
             (result, io) = conn.as_mut() => {
@@ -340,8 +382,8 @@ pub(crate) async fn drive<C>(
                     return;
                 }
             }
-            _ = activity.idle.notified(), if !closing => {}
-            _ = sleep_until(deadline.map(|d| d.0)), if deadline.is_some() => {
+            _ = activity.idle.notified(), if !closing && draining_since.is_some() => {}
+            _ = sleep_until(deadline), if deadline.is_some() => {
                 if closing {
                     logging::debug(&format!("Closing connection from {peer}: it did not finish closing"));
                     return;
@@ -542,7 +584,7 @@ mod tests {
         );
         a.on_read(b"x").unwrap();
         assert_eq!(a.deadline(T, None).unwrap().1, Expiry::Head);
-        let g = a.begin();
+        let g = a.begin_request();
         assert_eq!(a.deadline(T, None), None, "no deadline while serving");
         a.on_read(b"x").unwrap(); // a pipelined head
         drop(g);
@@ -561,9 +603,29 @@ mod tests {
             keep_alive: None,
             ..T
         };
-        let g = a.begin();
+        let g = a.begin_request();
         drop(g);
         assert_eq!(a.deadline(no_ka, None), None);
+    }
+
+    #[test]
+    fn the_driver_wakes_before_any_deadline_a_request_can_bring() {
+        let a = Activity::new(8192);
+        drop(a.begin_request());
+        let before = Instant::now();
+        let g = a.begin_request();
+        // Serving: no deadline, but a wake-up no later than the soonest
+        // one its end (keep-alive) or a next head (header timeout) brings.
+        let at = a.wake_at(T, None).unwrap();
+        assert!(at >= before + Duration::from_secs(2));
+        assert!(at <= Instant::now() + Duration::from_secs(2));
+        drop(g);
+        assert!(!a.lock().wake_on_idle, "outside a drain, no notify");
+        let idle = a.lock().idle_since;
+        assert_eq!(a.wake_at(T, None), Some(idle + Duration::from_secs(2)));
+        // In a drain the end of a request wakes the driver.
+        let _ = a.wake_at(T, Some(Instant::now()));
+        assert!(a.lock().wake_on_idle);
     }
 
     #[test]
@@ -572,7 +634,7 @@ mod tests {
         let drain = Instant::now();
         // Before the first request: the head deadline, as without a drain.
         assert_eq!(a.deadline(T, Some(drain)), a.deadline(T, None));
-        drop(a.begin());
+        drop(a.begin_request());
         let idle = a.lock().idle_since;
         let long = Timeouts {
             keep_alive: Some(Duration::from_secs(65)),

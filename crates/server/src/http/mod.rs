@@ -132,6 +132,7 @@ pub(crate) async fn serve_connection<A, S>(
         shared: Arc::clone(&shared),
         conn: Arc::new(ConnMeta {
             peer,
+            proxy_peer: proxy::Peer::new(peer, &shared.settings.forwarded),
             server,
             activity: Arc::clone(&activity),
             phase: phase.clone(),

@@ -59,6 +59,9 @@ pub(crate) struct RawHead {
 /// and hyper's have parted.
 const SLACK: usize = 64 * 1024;
 
+/// Header slots kept on the stack when re-parsing a head.
+const STACK_SLOTS: usize = 32;
+
 /// The body of the request whose head was parsed last.
 #[derive(Debug, Default)]
 enum Body {
@@ -170,14 +173,23 @@ impl HeadCapture {
         const LOST: &str = "the request head is not where the framing puts it";
         // Room for fields hyper took out of the map (a Content-Length next
         // to a Transfer-Encoding, or repeated).
-        let mut slots = vec![httparse::EMPTY_HEADER; parts.headers.len() + 4];
-        if let Err(httparse::Error::TooManyHeaders) =
-            httparse::Request::new(&mut slots).parse(&self.buf)
+        // On the stack for the usual head; more slots than asked for only
+        // spare a second parse.
+        let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+        let mut heap;
+        let mut slots: &mut [httparse::Header<'_>] = if parts.headers.len() + 4 <= STACK_SLOTS {
+            &mut stack
+        } else {
+            heap = vec![httparse::EMPTY_HEADER; parts.headers.len() + 4];
+            &mut heap
+        };
+        if let Err(httparse::Error::TooManyHeaders) = httparse::Request::new(slots).parse(&self.buf)
         {
             let lines = self.buf.iter().filter(|b| **b == b'\n').count();
-            slots = vec![httparse::EMPTY_HEADER; lines];
+            heap = vec![httparse::EMPTY_HEADER; lines];
+            slots = &mut heap;
         }
-        let mut req = httparse::Request::new(&mut slots);
+        let mut req = httparse::Request::new(slots);
         let len = match req.parse(&self.buf) {
             Ok(httparse::Status::Complete(len)) => len,
             _ => return Err(LOST),

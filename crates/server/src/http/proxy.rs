@@ -29,7 +29,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ferricorn_app_interface::Scheme;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::config::ForwardedAllowIps;
 
@@ -41,25 +41,57 @@ pub(crate) struct ClientFacts {
     pub scheme: Scheme,
 }
 
+/// What the proxy rules need of a connection's socket peer, worked out
+/// once per connection rather than per request.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    addr: Option<SocketAddr>,
+    /// The peer's IP as text (empty on a Unix socket).
+    name: String,
+    /// Whether its forwarding headers are believed.
+    trusted: bool,
+}
+
+impl Peer {
+    /// The socket peer `peer` (`None` on a Unix socket) under `allow`.
+    pub fn new(peer: Option<SocketAddr>, allow: &ForwardedAllowIps) -> Peer {
+        Peer {
+            addr: peer,
+            name: peer
+                .map(|p| canonical(p.ip()).to_string())
+                .unwrap_or_default(),
+            trusted: peer.is_none_or(|p| allow.allows(p.ip())),
+        }
+    }
+}
+
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_SSL: HeaderName = HeaderName::from_static("x-forwarded-ssl");
+static X_FORWARDED_PROTOCOL: HeaderName = HeaderName::from_static("x-forwarded-protocol");
+
 /// Applies the proxy rules to a request from socket peer `peer` (`None` on
 /// a Unix socket).
+#[cfg(test)]
 pub(crate) fn client_facts(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     allow: &ForwardedAllowIps,
 ) -> ClientFacts {
+    facts_of(&Peer::new(peer, allow), headers, allow)
+}
+
+/// Applies the proxy rules to a request from `peer`.
+pub(crate) fn facts_of(peer: &Peer, headers: &HeaderMap, allow: &ForwardedAllowIps) -> ClientFacts {
     let mut facts = ClientFacts {
-        remote_addr: peer
-            .map(|p| canonical(p.ip()).to_string())
-            .unwrap_or_default(),
-        remote_port: peer.map(|p| p.port()),
+        remote_addr: peer.name.clone(),
+        remote_port: peer.addr.map(|p| p.port()),
         scheme: Scheme::Http,
     };
-    let trusted = match peer {
-        None => true,
-        Some(p) => allow.allows(p.ip()),
-    };
-    if !trusted {
+    // One pass over the names instead of five lookups, for the usual
+    // request that carries no forwarding header.
+    if !peer.trusted || !headers.keys().any(is_forwarding) {
         return facts;
     }
     if let Some(elements) = forwarded_elements(headers) {
@@ -74,23 +106,28 @@ pub(crate) fn client_facts(
         }
         return facts;
     }
-    if let Some(xff) = list_items(headers, "x-forwarded-for") {
+    if let Some(xff) = list_items(headers, &X_FORWARDED_FOR) {
         let item = pick_client(&xff, allow, |i| Some(i.as_str()));
         if let Some((ip, port)) = item.map(String::as_str).and_then(parse_node) {
             facts.remote_addr = ip.to_string();
             facts.remote_port = port;
         }
     }
-    if let Some(proto) = first_list_item(headers, "x-forwarded-proto") {
+    if let Some(proto) = first_list_item(headers, &X_FORWARDED_PROTO) {
         if let Some(s) = parse_scheme(&proto) {
             facts.scheme = s;
         }
-    } else if header_is(headers, "x-forwarded-ssl", "on")
-        || header_is(headers, "x-forwarded-protocol", "ssl")
+    } else if header_is(headers, &X_FORWARDED_SSL, "on")
+        || header_is(headers, &X_FORWARDED_PROTOCOL, "ssl")
     {
         facts.scheme = Scheme::Https;
     }
     facts
+}
+
+/// Whether `name` is one of the forwarding headers read here.
+fn is_forwarding(name: &HeaderName) -> bool {
+    *name == FORWARDED || name.as_str().starts_with("x-forwarded-")
 }
 
 /// An IPv4-mapped IPv6 address (from a dual-stack socket) shown as IPv4.
@@ -109,7 +146,7 @@ fn parse_scheme(s: &str) -> Option<Scheme> {
     }
 }
 
-fn header_is(headers: &HeaderMap, name: &str, want: &str) -> bool {
+fn header_is(headers: &HeaderMap, name: &HeaderName, want: &str) -> bool {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -135,7 +172,7 @@ fn pick_client<'a, T>(
 }
 
 /// The first item of a comma-separated header that may be repeated.
-fn first_list_item(headers: &HeaderMap, name: &str) -> Option<String> {
+fn first_list_item(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?;
     let first = value.split(',').next()?.trim();
     (!first.is_empty()).then(|| first.to_owned())
@@ -143,7 +180,7 @@ fn first_list_item(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Every item of a comma-separated header, over all its field lines in
 /// order; `None` when there is none, or a line is not text.
-fn list_items(headers: &HeaderMap, name: &str) -> Option<Vec<String>> {
+fn list_items(headers: &HeaderMap, name: &HeaderName) -> Option<Vec<String>> {
     let mut items = Vec::new();
     for value in headers.get_all(name) {
         items.extend(
@@ -170,7 +207,7 @@ struct ForwardedElement {
 /// there is none.
 fn forwarded_elements(headers: &HeaderMap) -> Option<Vec<ForwardedElement>> {
     let mut elements = Vec::new();
-    for value in headers.get_all("forwarded") {
+    for value in headers.get_all(&FORWARDED) {
         let Ok(value) = value.to_str() else { continue };
         for element in split_unquoted(value, ',') {
             let mut e = ForwardedElement::default();

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ferricorn_app_interface::response::empty;
 use ferricorn_app_interface::{Application, Body, ConnectionInfo, Request, ServerAddr};
 use futures_util::FutureExt;
-use http::header::{HeaderValue, CONNECTION, SERVER};
-use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http::header::{Entry, HeaderValue, CONNECTION, SERVER};
+use http::{HeaderMap, HeaderName, StatusCode};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
@@ -34,7 +34,7 @@ use super::conn::{Activity, ActivityGuard, Phase};
 use super::error::ProtocolError;
 use super::{limits, proxy, Shared};
 use crate::logging::{self, access::AccessRecord};
-use crate::worker::InFlightGuard;
+use crate::worker::{InFlightGuard, RequestLabel};
 
 /// The `Server` header value.
 pub(crate) const SERVER_NAME: &str = "ferricorn";
@@ -44,6 +44,8 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What a connection's service knows about the connection.
 pub(crate) struct ConnMeta {
     pub peer: Option<SocketAddr>,
+    /// The peer as the proxy rules see it.
+    pub proxy_peer: proxy::Peer,
     pub server: ServerAddr,
     pub activity: Arc<Activity>,
     /// The worker's phase: a draining worker closes after each response.
@@ -73,11 +75,12 @@ impl<A: Application> hyper::service::Service<hyper::Request<Incoming>> for ConnS
 pub(crate) struct Finish {
     _activity: ActivityGuard,
     _in_flight: InFlightGuard,
-    method: Method,
-    path: String,
-    request_id: String,
+    label: Arc<RequestLabel>,
     started: Instant,
-    log: Option<AccessRecord>,
+    /// Boxed: without an access log (the default) it is one null
+    /// pointer, and `Finish` travels inside the response body, which is
+    /// moved several times per request.
+    log: Option<Box<AccessRecord>>,
 }
 
 impl Finish {
@@ -92,7 +95,7 @@ impl Finish {
     pub fn body_failed(&self, why: &str) {
         logging::error(&format!(
             "Response body failed for {} {} (request id {}): {why}",
-            self.method, self.path, self.request_id
+            self.label.method, self.label.path, self.label.request_id
         ));
     }
 }
@@ -103,45 +106,53 @@ async fn handle<A: Application>(
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<TrackedBody> {
     let started = Instant::now();
-    let activity = conn.activity.begin();
     shared.ctx.count_request();
     let settings = &shared.settings;
     let (mut parts, incoming) = req.into_parts();
-    let mut raw = conn.activity.raw_head(&parts);
+    let (activity, mut raw) = conn.activity.begin(&parts);
     if let Some(order) = raw.order.take() {
         parts.extensions.insert(order);
     }
 
     let request_id = request_id_of(&parts.headers);
-    let facts = proxy::client_facts(conn.peer, &parts.headers, &settings.forwarded);
+    let facts = proxy::facts_of(&conn.proxy_peer, &parts.headers, &settings.forwarded);
     let path = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned());
+    // The response's X-Request-Id, made now so that the id itself can move
+    // into the label shared with the in-flight registry.
+    let request_id_header = HeaderValue::from_str(&request_id).ok();
+    let label = Arc::new(RequestLabel {
+        method: parts.method.as_str().to_owned(),
+        path,
+        request_id,
+    });
     let in_flight = shared
         .ctx
         .in_flight
-        .begin(parts.method.as_str(), &path, &request_id);
-    let log = logging::access_enabled().then(|| AccessRecord {
-        remote_addr: facts.remote_addr.clone(),
-        method: parts.method.clone(),
-        uri: parts.uri.clone(),
-        version: parts.version,
-        status: 0,
-        bytes: 0,
-        request_headers: parts.headers.clone(),
-        response_headers: HeaderMap::new(),
-        started: SystemTime::now(),
-        duration: Duration::ZERO,
-        request_id: request_id.clone(),
-        worker_id: shared.ctx.worker_id,
+        .begin_label(Arc::clone(&label), started);
+    let request_id = &label.request_id;
+    let log = logging::access_enabled().then(|| {
+        Box::new(AccessRecord {
+            remote_addr: facts.remote_addr.clone(),
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            status: 0,
+            bytes: 0,
+            request_headers: parts.headers.clone(),
+            response_headers: HeaderMap::new(),
+            started: SystemTime::now(),
+            duration: Duration::ZERO,
+            request_id: request_id.clone(),
+            worker_id: shared.ctx.worker_id,
+        })
     });
     let mut finish = Finish {
         _activity: activity,
         _in_flight: in_flight,
-        method: parts.method.clone(),
-        path,
-        request_id: request_id.clone(),
+        label: Arc::clone(&label),
         started,
         log,
     };
@@ -163,7 +174,7 @@ async fn handle<A: Application>(
             if logging::enabled(crate::config::LogLevel::Debug) {
                 logging::debug(&format!(
                     "Refused {} {} from {}: {err}",
-                    finish.method, finish.path, facts.remote_addr
+                    label.method, label.path, facts.remote_addr
                 ));
             }
             match err.response() {
@@ -217,13 +228,11 @@ async fn handle<A: Application>(
         close = true;
     }
     let headers = response.headers_mut();
-    if !headers.contains_key(SERVER) {
-        headers.insert(SERVER, HeaderValue::from_static(SERVER_NAME));
+    if let Entry::Vacant(e) = headers.entry(SERVER) {
+        e.insert(HeaderValue::from_static(SERVER_NAME));
     }
-    if !headers.contains_key(&X_REQUEST_ID) {
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            headers.insert(X_REQUEST_ID.clone(), v);
-        }
+    if let (Entry::Vacant(e), Some(v)) = (headers.entry(&X_REQUEST_ID), request_id_header) {
+        e.insert(v);
     }
     if close {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -250,9 +259,9 @@ async fn call_app<A: Application>(
             Err(_) => {
                 logging::error(&format!(
                     "Request timeout: {} {} (request id {}) took longer than --request-timeout ({}s); answered 504",
-                    finish.method,
-                    finish.path,
-                    finish.request_id,
+                    finish.label.method,
+                    finish.label.path,
+                    finish.label.request_id,
                     limit.as_secs_f64()
                 ));
                 return empty(StatusCode::GATEWAY_TIMEOUT);
@@ -265,9 +274,9 @@ async fn call_app<A: Application>(
         Err(panic) => {
             logging::error(&format!(
                 "Error handling request {} {} (request id {}): the application panicked: {}",
-                finish.method,
-                finish.path,
-                finish.request_id,
+                finish.label.method,
+                finish.label.path,
+                finish.label.request_id,
                 panic_message(&panic)
             ));
             empty(StatusCode::INTERNAL_SERVER_ERROR)
@@ -318,11 +327,19 @@ fn new_request_id() -> String {
         h.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:016x}{:016x}",
-        splitmix64(seed ^ 0x5bd1_e995_7f4a_7c15),
-        splitmix64(seed.wrapping_add(n))
-    )
+    let mut id = String::with_capacity(32);
+    push_hex(&mut id, splitmix64(seed ^ 0x5bd1_e995_7f4a_7c15));
+    push_hex(&mut id, splitmix64(seed.wrapping_add(n)));
+    id
+}
+
+/// Appends `v` as 16 lowercase hex digits (`{:016x}` without the
+/// formatting machinery, which showed in profiles).
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[(v >> (shift * 4)) as usize & 0xf]));
+    }
 }
 
 fn splitmix64(mut x: u64) -> u64 {

@@ -101,8 +101,20 @@ pub struct InFlight {
 #[derive(Debug, Default)]
 struct Registry {
     next: u64,
-    // Keyed by start order, so the first entry is the oldest request.
-    requests: BTreeMap<u64, InFlightRequest>,
+    // Keyed by start order, so the first entry is the oldest request. The
+    // label is shared with the request's own bookkeeping, so registering a
+    // request copies no strings; an [`InFlightRequest`] is only built when
+    // asked for.
+    requests: BTreeMap<u64, (Arc<RequestLabel>, Instant)>,
+}
+
+/// What names a request in reports and error messages.
+#[derive(Debug)]
+pub(crate) struct RequestLabel {
+    pub method: String,
+    /// The path and query as received.
+    pub path: String,
+    pub request_id: String,
 }
 
 /// Removes its request from the registry when dropped.
@@ -115,18 +127,20 @@ pub struct InFlightGuard {
 impl InFlight {
     /// Records a request; it stays in flight until the guard is dropped.
     pub fn begin(&self, method: &str, path: &str, request_id: &str) -> InFlightGuard {
+        let label = RequestLabel {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            request_id: request_id.to_owned(),
+        };
+        self.begin_label(Arc::new(label), Instant::now())
+    }
+
+    /// Records a request, labelled by `label`, that started at `started`.
+    pub(crate) fn begin_label(&self, label: Arc<RequestLabel>, started: Instant) -> InFlightGuard {
         let mut reg = self.lock();
         let key = reg.next;
         reg.next += 1;
-        reg.requests.insert(
-            key,
-            InFlightRequest {
-                method: method.to_owned(),
-                path: path.to_owned(),
-                request_id: request_id.to_owned(),
-                started: Instant::now(),
-            },
-        );
+        reg.requests.insert(key, (label, started));
         InFlightGuard {
             registry: self.clone(),
             key,
@@ -135,7 +149,14 @@ impl InFlight {
 
     /// The request that has been in flight longest.
     pub fn oldest(&self) -> Option<InFlightRequest> {
-        self.lock().requests.values().next().cloned()
+        let reg = self.lock();
+        let (label, started) = reg.requests.values().next()?;
+        Some(InFlightRequest {
+            method: label.method.clone(),
+            path: label.path.clone(),
+            request_id: label.request_id.clone(),
+            started: *started,
+        })
     }
 
     /// How many requests are in flight.

@@ -25,6 +25,7 @@ use ferricorn_app_interface::{Application, BoxError, WorkerInfo};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub(crate) use context::RequestLabel;
 pub use context::{InFlight, InFlightGuard, InFlightRequest, WorkerContext};
 
 use crate::config::Config;

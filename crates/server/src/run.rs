@@ -1,10 +1,11 @@
 //! The entry points of a binary that serves an application: [`main`] and
 //! [`serve_main`]. Exit codes are chosen here and only here.
 //!
-//! For now this runs one serving process (the worker part, in this
-//! process). The prefork master replaces the body of [`serve_main`] when
-//! `--workers` asks for processes; the worker part stays callable on its
-//! own through [`crate::worker::run_worker_process`].
+//! The same binary plays two parts: started by a person (or systemd) it is
+//! the master (`crate::arbiter`), which starts `--workers` copies of itself;
+//! started by the master (`FERRICORN_WORKER_ID` in its environment) it is a
+//! worker, which serves. The worker part stays callable on its own through
+//! [`crate::worker::run_worker_process`].
 
 use std::process::ExitCode;
 
@@ -58,15 +59,15 @@ where
     serve_main(Cli::parse().server, make_app)
 }
 
-/// Resolves `args`, then serves the application `make_app` builds until
-/// SIGTERM or SIGINT, and drains gracefully.
+/// Resolves `args`, then runs the master, which binds the listeners and
+/// supervises worker processes that each serve the application `make_app`
+/// builds, until a signal stops it (see the README's signal table).
 ///
 /// `--check-config` exits 0 or 1; `--print-config` prints the resolved
 /// configuration as TOML. A bad configuration exits 2 with a message on
-/// stderr; a failed bind exits 1; an application that cannot start exits 3.
-/// `Listening at: ...` lines are logged only once the application's
-/// start-up hook has run, signal handlers are installed and every listener
-/// accepts.
+/// stderr; a failed bind exits 1; an application that cannot start in a
+/// worker stops the master with exit code 3. `Listening at: ...` lines are
+/// logged once the sockets are bound and the signal handlers installed.
 pub fn serve_main<A, F>(args: ServerArgs, make_app: F) -> ExitCode
 where
     A: Application,

@@ -58,7 +58,13 @@ pub fn example_bin(name: &str) -> PathBuf {
 /// the developer's shell may carry (`FERRICORN_*`, `WEB_CONCURRENCY`,
 /// `FORWARDED_ALLOW_IPS`) are removed so defaults are defaults.
 fn command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(example_bin(name));
+    hermetic(Command::new(example_bin(name)), args, env)
+}
+
+/// Strips the variables a developer's shell may carry, adds `args` and
+/// `env`, pipes the output, and puts the child in its own process group, so
+/// one killpg reaches the master and every worker it started.
+fn hermetic(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Command {
     for (key, _) in std::env::vars_os() {
         let key_str = key.to_string_lossy();
         if key_str.starts_with("FERRICORN_")
@@ -76,8 +82,6 @@ fn command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, so one killpg reaches the master and every
-        // worker it started.
         .process_group(0);
     cmd
 }
@@ -800,26 +804,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// removed, plus the auth service's `FERRICORN_AUTH_*`, which the
 /// `FERRICORN_` prefix already covers).
 pub fn bin_command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(workspace_bin(name));
-    for (key, _) in std::env::vars_os() {
-        let key_str = key.to_string_lossy();
-        if key_str.starts_with("FERRICORN_")
-            || key_str == "WEB_CONCURRENCY"
-            || key_str == "FORWARDED_ALLOW_IPS"
-            || key_str == "LISTEN_FDS"
-            || key_str == "LISTEN_PID"
-            || key_str == "NOTIFY_SOCKET"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    cmd
+    hermetic(Command::new(workspace_bin(name)), args, env)
 }
 
 impl Server {

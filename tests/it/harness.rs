@@ -235,34 +235,7 @@ impl Server {
     /// Starts example `name` with `args` and extra environment variables,
     /// waiting for `binds` `Listening at:` lines.
     pub fn start_with(name: &str, args: &[&str], env: &[(&str, &str)], binds: usize) -> Server {
-        let mut child = command(name, args, env)
-            .spawn()
-            .expect("spawn server binary");
-        let stderr = Arc::new(Stream::default());
-        let stdout = Arc::new(Stream::default());
-        stderr.clone().drain(child.stderr.take().unwrap());
-        stdout.clone().drain(child.stdout.take().unwrap());
-        let mut server = Server {
-            child,
-            stderr,
-            stdout,
-            addrs: Vec::new(),
-            exited: None,
-        };
-        let announced = server.stderr.wait_for(START_TIMEOUT, |text| {
-            text.lines().filter_map(parse_listening_line).count() >= binds
-        });
-        let text = server.stderr.text();
-        server.addrs = text.lines().filter_map(parse_listening_line).collect();
-        if !announced {
-            let status = server.child.try_wait().ok().flatten();
-            panic!(
-                "{name} {args:?} did not announce {binds} `Listening at:` line(s) within \
-                 {START_TIMEOUT:?} (exit status: {status:?})\n--- stderr ---\n{text}\n--- stdout ---\n{}",
-                server.stdout.text()
-            );
-        }
-        server
+        Server::start_command(command(name, args, env), &format!("{name} {args:?}"), binds)
     }
 
     pub fn pid(&self) -> i32 {

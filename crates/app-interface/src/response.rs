@@ -11,6 +11,12 @@ use serde::Serialize;
 
 use crate::{Body, Response};
 
+// Content types as constants: `HeaderValue::from_static` checks its bytes
+// when it runs, and a `const` runs it once, at compile time.
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+
 /// A response with this status and no body.
 pub fn empty(status: StatusCode) -> Response {
     let mut res = Response::new(Body::empty());
@@ -20,7 +26,7 @@ pub fn empty(status: StatusCode) -> Response {
 
 /// A `text/plain; charset=utf-8` response.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    with_type(status, Body::full(body.into()), "text/plain; charset=utf-8")
+    with_type(status, Body::full(body.into()), TEXT_PLAIN)
 }
 
 /// An `application/json` response of `value`. A value that cannot be
@@ -28,16 +34,15 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
 /// and becomes an empty 500.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => with_type(status, Body::full(bytes), "application/json"),
+        Ok(bytes) => with_type(status, Body::full(bytes), APPLICATION_JSON),
         Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
-fn with_type(status: StatusCode, body: Body, content_type: &'static str) -> Response {
+fn with_type(status: StatusCode, body: Body, content_type: HeaderValue) -> Response {
     let mut res = Response::new(body);
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut().insert(CONTENT_TYPE, content_type);
     res
 }
 
@@ -65,7 +70,8 @@ impl IntoResponse for StatusCode {
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
-        text(StatusCode::OK, self)
+        // The static text itself, not a copy.
+        with_type(StatusCode::OK, Body::from(self), TEXT_PLAIN)
     }
 }
 
@@ -77,7 +83,7 @@ impl IntoResponse for String {
 
 impl IntoResponse for Bytes {
     fn into_response(self) -> Response {
-        with_type(StatusCode::OK, Body::full(self), "application/octet-stream")
+        with_type(StatusCode::OK, Body::full(self), OCTET_STREAM)
     }
 }
 

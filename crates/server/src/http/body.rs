@@ -40,6 +40,14 @@ pub(crate) struct BodyFlags {
     pub malformed: AtomicBool,
 }
 
+impl BodyFlags {
+    /// Clears the flags for the connection's next request.
+    pub fn reset(&self) {
+        self.too_large.store(false, Ordering::Relaxed);
+        self.malformed.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Fields that may not appear in trailers: they frame or route a message
 /// and must be known before its body (RFC 9110 section 6.5.1). Merging them
 /// late is a smuggling vector; Gunicorn refuses the same three.

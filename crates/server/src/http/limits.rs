@@ -40,29 +40,41 @@ pub(crate) fn check_head(
     if raw.bare_lf {
         return Err(ProtocolError::BareLineFeed);
     }
+    // One pass over the fields gathers what the checks below need (a
+    // lookup by name would hash it; here a standard name compares by tag).
+    let mut content_lengths = 0usize;
+    let mut transfer_encoding = false;
+    let mut hosts = 0usize;
+    let mut too_large = None;
+    for (name, value) in &parts.headers {
+        if name == CONTENT_LENGTH {
+            content_lengths += 1;
+        } else if name == TRANSFER_ENCODING {
+            transfer_encoding = true;
+        } else if name == HOST {
+            hosts += 1;
+        }
+        let len = name.as_str().len() + ": ".len() + value.len() + "\r\n".len();
+        if len > limits.field_size && too_large.is_none() {
+            too_large = Some((name, len));
+        }
+    }
     // Both framings: one parser may read the other's; refuse rather than
     // pick (RFC 9112 section 6.3 allows either, Gunicorn refuses).
-    let both =
-        parts.headers.contains_key(CONTENT_LENGTH) && parts.headers.contains_key(TRANSFER_ENCODING);
-    if both || raw.both_framings {
+    if (content_lengths > 0 && transfer_encoding) || raw.both_framings {
         return Err(ProtocolError::ContentLengthWithTransferEncoding);
     }
-    if raw.repeated_content_length
-        || parts
-            .headers
-            .get_all(CONTENT_LENGTH)
-            .iter()
-            .nth(1)
-            .is_some()
-    {
+    if raw.repeated_content_length || content_lengths > 1 {
         return Err(ProtocolError::RepeatedContentLength);
     }
-    check_transfer_encoding(parts)?;
+    if transfer_encoding {
+        check_transfer_encoding(parts)?;
+    }
     if let Some(why) = raw.framing {
         return Err(ProtocolError::InvalidFraming(why));
     }
     // RFC 9112 section 3.2: more than one Host field line is a 400.
-    if parts.headers.get_all(HOST).iter().nth(1).is_some() {
+    if hosts > 1 {
         return Err(ProtocolError::RepeatedHost);
     }
     if count > limits.fields {
@@ -71,15 +83,12 @@ pub(crate) fn check_head(
             limit: limits.fields,
         });
     }
-    for (name, value) in &parts.headers {
-        let len = name.as_str().len() + ": ".len() + value.len() + "\r\n".len();
-        if len > limits.field_size {
-            return Err(ProtocolError::FieldTooLarge {
-                name: name.to_string(),
-                len,
-                limit: limits.field_size,
-            });
-        }
+    if let Some((name, len)) = too_large {
+        return Err(ProtocolError::FieldTooLarge {
+            name: name.to_string(),
+            len,
+            limit: limits.field_size,
+        });
     }
     Ok(())
 }

@@ -135,6 +135,7 @@ pub(crate) async fn serve_connection<A, S>(
             proxy_peer: proxy::Peer::new(peer, &shared.settings.forwarded),
             server,
             activity: Arc::clone(&activity),
+            body_flags: Arc::default(),
             phase: phase.clone(),
         }),
     };

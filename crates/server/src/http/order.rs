@@ -28,7 +28,7 @@
 //! closed rather than served unchecked.
 
 use ferricorn_app_interface::HeaderOrder;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Version};
 
@@ -171,6 +171,23 @@ impl HeadCapture {
     /// hyper parsed as `parts`, and drops it from the buffer.
     fn head(&mut self, parts: &Parts) -> Result<RawHead, &'static str> {
         const LOST: &str = "the request head is not where the framing puts it";
+        // Without a framing field or a repeated name, hyper's map already
+        // tells all but the line ends: a scan finds those and the head's
+        // end, at a tenth of the cost of a parse. (hyper removes a
+        // Content-Length only next to a Transfer-Encoding, which stays.)
+        let headers = &parts.headers;
+        if headers.keys_len() == headers.len()
+            && !headers.contains_key(CONTENT_LENGTH)
+            && !headers.contains_key(TRANSFER_ENCODING)
+        {
+            let (len, bare_lf) = scan_head(&self.buf, parts).ok_or(LOST)?;
+            self.buf.drain(..len);
+            self.body = Body::None;
+            return Ok(RawHead {
+                bare_lf,
+                ..RawHead::default()
+            });
+        }
         // Room for fields hyper took out of the map (a Content-Length next
         // to a Transfer-Encoding, or repeated).
         // On the stack for the usual head; more slots than asked for only
@@ -262,6 +279,48 @@ impl HeadCapture {
     }
 }
 
+/// The length of the head at the start of `buf` and whether a line of it
+/// ends in LF alone, found by scanning for its empty line; `None` if the
+/// head there is not the one hyper parsed as `parts` (its method and
+/// version) or is incomplete. Empty lines before the request line are
+/// skipped, as httparse does.
+fn scan_head(buf: &[u8], parts: &Parts) -> Option<(usize, bool)> {
+    let mut bare_lf = false;
+    let mut line_start = 0;
+    let mut request_line_seen = false;
+    for (i, _) in buf.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        let cr = i > 0 && buf[i - 1] == b'\r';
+        bare_lf |= !cr;
+        let line = &buf[line_start..i - usize::from(cr)];
+        line_start = i + 1;
+        if line.is_empty() {
+            if request_line_seen {
+                return Some((i + 1, bare_lf));
+            }
+        } else if !request_line_seen {
+            if !fits(line, parts) {
+                return None;
+            }
+            request_line_seen = true;
+        }
+    }
+    None
+}
+
+/// Whether a request line has the method and version of `parts`.
+fn fits(line: &[u8], parts: &Parts) -> bool {
+    let method = parts.method.as_str().as_bytes();
+    let version: &[u8] = if parts.version == Version::HTTP_10 {
+        b" HTTP/1.0"
+    } else {
+        b" HTTP/1.1"
+    };
+    line.len() > method.len()
+        && line.starts_with(method)
+        && line[method.len()] == b' '
+        && line.ends_with(version)
+}
+
 /// Whether `fields`, grouped by name in order of first appearance, is
 /// exactly what the map iterates.
 fn same_fields_grouped(fields: &[(HeaderName, HeaderValue)], parts: &Parts) -> bool {
@@ -321,6 +380,42 @@ mod tests {
             "no repeats: map order is exact"
         );
         assert!(cap.buf.is_empty());
+    }
+
+    #[test]
+    fn heads_without_framing_or_repeats_are_scanned() {
+        let one = b"\r\nGET /a HTTP/1.1\r\nA: 1\r\n\r\n";
+        let two = b"GET /b HTTP/1.1\nB: 2\r\n\r\n";
+        let three = b"HEAD /c HTTP/1.0\r\n\r\n";
+        let mut cap = HeadCapture::default();
+        let mut all = Vec::new();
+        all.extend_from_slice(one);
+        all.extend_from_slice(two);
+        all.extend_from_slice(three);
+        cap.push(&all, 8192).unwrap();
+        let raw = cap.inspect(&parse(&one[2..]));
+        assert!(raw.framing.is_none() && !raw.bare_lf && raw.order.is_none());
+        let raw = cap.inspect(&parse(b"GET /b HTTP/1.1\r\nB: 2\r\n\r\n"));
+        assert!(raw.framing.is_none() && raw.bare_lf, "a bare LF is seen");
+        let mut head = parse(b"HEAD /c HTTP/1.1\r\n\r\n");
+        head.version = Version::HTTP_10;
+        assert!(cap.inspect(&head).framing.is_none());
+        assert!(cap.buf.is_empty());
+
+        // Not the head hyper parsed: the connection is refused.
+        let mut cap = HeadCapture::default();
+        cap.push(b"GET /a HTTP/1.1\r\n\r\n", 8192).unwrap();
+        assert!(cap
+            .inspect(&parse(b"PUT /a HTTP/1.1\r\n\r\n"))
+            .framing
+            .is_some());
+        // Incomplete: likewise.
+        let mut cap = HeadCapture::default();
+        cap.push(b"GET /a HTTP/1.1\r\n", 8192).unwrap();
+        assert!(cap
+            .inspect(&parse(b"GET /a HTTP/1.1\r\n\r\n"))
+            .framing
+            .is_some());
     }
 
     #[test]

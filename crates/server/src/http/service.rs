@@ -41,6 +41,10 @@ pub(crate) const SERVER_NAME: &str = "ferricorn";
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+// Built at compile time (`from_static` checks its bytes when it runs).
+const SERVER_VALUE: HeaderValue = HeaderValue::from_static(SERVER_NAME);
+const CLOSE: HeaderValue = HeaderValue::from_static("close");
+
 /// What a connection's service knows about the connection.
 pub(crate) struct ConnMeta {
     pub peer: Option<SocketAddr>,
@@ -48,6 +52,9 @@ pub(crate) struct ConnMeta {
     pub proxy_peer: proxy::Peer,
     pub server: ServerAddr,
     pub activity: Arc<Activity>,
+    /// How the current request's body went; one request at a time is read
+    /// on an HTTP/1 connection, so one set serves them all.
+    pub body_flags: Arc<BodyFlags>,
     /// The worker's phase: a draining worker closes after each response.
     pub phase: watch::Receiver<Phase>,
 }
@@ -64,9 +71,17 @@ impl<A: Application> hyper::service::Service<hyper::Request<Incoming>> for ConnS
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let conn = Arc::clone(&self.conn);
-        Box::pin(async move { Ok(handle(shared, conn, req).await) })
+        let (exchange, decision) = begin(&self.shared, &self.conn, req);
+        match decision {
+            Decision::Call(request) => {
+                let shared = Arc::clone(&self.shared);
+                let conn = Arc::clone(&self.conn);
+                Box::pin(respond(shared, conn, exchange, request).map(Ok))
+            }
+            Decision::Answer(response) => {
+                Box::pin(std::future::ready(Ok(end(&self.conn, exchange, response))))
+            }
+        }
     }
 }
 
@@ -95,16 +110,37 @@ impl Finish {
     pub fn body_failed(&self, why: &str) {
         logging::error(&format!(
             "Response body failed for {} {} (request id {}): {why}",
-            self.label.method, self.label.path, self.label.request_id
+            self.label.method,
+            self.label.path(),
+            self.label.request_id()
         ));
     }
 }
 
-async fn handle<A: Application>(
-    shared: Arc<Shared<A>>,
-    conn: Arc<ConnMeta>,
+/// A request between its head and its response: what the response needs
+/// from the head, kept out of the future that awaits the application so
+/// that future stays small (it is boxed and moved once per request).
+struct Exchange {
+    finish: Finish,
+    close: bool,
+}
+
+/// What the server decided from a request's head.
+enum Decision {
+    /// Call the application with this request.
+    Call(Request),
+    /// Answer without calling it (a limit or framing rule refused the head).
+    Answer(ferricorn_app_interface::Response),
+}
+
+/// Everything before the application: bookkeeping, the request id, the
+/// proxy rules and the head limits. Synchronous, so none of its locals
+/// lives in the request's future.
+fn begin<A: Application>(
+    shared: &Shared<A>,
+    conn: &ConnMeta,
     req: hyper::Request<Incoming>,
-) -> hyper::Response<TrackedBody> {
+) -> (Exchange, Decision) {
     let started = Instant::now();
     shared.ctx.count_request();
     let settings = &shared.settings;
@@ -114,25 +150,16 @@ async fn handle<A: Application>(
         parts.extensions.insert(order);
     }
 
-    let request_id = request_id_of(&parts.headers);
     let facts = proxy::facts_of(&conn.proxy_peer, &parts.headers, &settings.forwarded);
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned());
-    // The response's X-Request-Id, made now so that the id itself can move
-    // into the label shared with the in-flight registry.
-    let request_id_header = HeaderValue::from_str(&request_id).ok();
     let label = Arc::new(RequestLabel {
-        method: parts.method.as_str().to_owned(),
-        path,
-        request_id,
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        request_id: request_id_of(&parts.headers),
     });
     let in_flight = shared
         .ctx
         .in_flight
         .begin_label(Arc::clone(&label), started);
-    let request_id = &label.request_id;
     let log = logging::access_enabled().then(|| {
         Box::new(AccessRecord {
             remote_addr: facts.remote_addr.clone(),
@@ -145,20 +172,22 @@ async fn handle<A: Application>(
             response_headers: HeaderMap::new(),
             started: SystemTime::now(),
             duration: Duration::ZERO,
-            request_id: request_id.clone(),
+            request_id: label.request_id().to_owned(),
             worker_id: shared.ctx.worker_id,
         })
     });
-    let mut finish = Finish {
-        _activity: activity,
-        _in_flight: in_flight,
-        label: Arc::clone(&label),
-        started,
-        log,
+    let mut exchange = Exchange {
+        finish: Finish {
+            _activity: activity,
+            _in_flight: in_flight,
+            label,
+            started,
+            log,
+        },
+        close: false,
     };
+    conn.body_flags.reset();
 
-    let body_flags = Arc::new(BodyFlags::default());
-    let mut close = false;
     let declared = http_body::Body::size_hint(&incoming).lower();
     let refused = limits::check_head(&parts, &raw, &settings.limits)
         .err()
@@ -169,52 +198,67 @@ async fn handle<A: Application>(
                 .filter(|limit| declared > *limit)
                 .map(|limit| ProtocolError::BodyTooLarge { limit })
         });
-    let mut response = match refused {
-        Some(err) => {
-            if logging::enabled(crate::config::LogLevel::Debug) {
-                logging::debug(&format!(
-                    "Refused {} {} from {}: {err}",
-                    label.method, label.path, facts.remote_addr
-                ));
-            }
-            match err.response() {
-                Some((status, closes)) => {
-                    close = closes;
-                    empty(status)
-                }
-                None => {
-                    close = true;
-                    empty(StatusCode::BAD_REQUEST)
-                }
-            }
+    if let Some(err) = refused {
+        let label = &exchange.finish.label;
+        if logging::enabled(crate::config::LogLevel::Debug) {
+            logging::debug(&format!(
+                "Refused {} {} from {}: {err}",
+                label.method,
+                label.path(),
+                facts.remote_addr
+            ));
         }
-        None => {
-            parts.extensions.insert(ConnectionInfo {
-                socket_peer: conn.peer,
-                remote_addr: facts.remote_addr,
-                remote_port: facts.remote_port,
-                scheme: facts.scheme,
-                server: conn.server.clone(),
-                worker_id: shared.ctx.worker_id,
-                request_id: request_id.clone(),
-            });
-            parts.extensions.insert(shared.spawner.clone());
-            let body =
-                LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&body_flags));
-            let request = Request::from_parts(parts, Body::from_stream(body));
-            call_app(&shared, request, &finish).await
-        }
-    };
+        let (status, closes) = err.response().unwrap_or((StatusCode::BAD_REQUEST, true));
+        exchange.close = closes;
+        return (exchange, Decision::Answer(empty(status)));
+    }
+    parts.extensions.insert(ConnectionInfo {
+        socket_peer: conn.peer,
+        remote_addr: facts.remote_addr,
+        remote_port: facts.remote_port,
+        scheme: facts.scheme,
+        server: conn.server.clone(),
+        worker_id: shared.ctx.worker_id,
+        request_id: exchange.finish.label.request_id().to_owned(),
+    });
+    parts.extensions.insert(shared.spawner.clone());
+    let body = LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&conn.body_flags));
+    let request = Request::from_parts(parts, Body::from_stream(body));
+    (exchange, Decision::Call(request))
+}
 
+/// The application's part, and the response it makes.
+async fn respond<A: Application>(
+    shared: Arc<Shared<A>>,
+    conn: Arc<ConnMeta>,
+    exchange: Exchange,
+    request: Request,
+) -> hyper::Response<TrackedBody> {
+    let response = call_app(&shared, request, &exchange.finish).await;
+    end(&conn, exchange, response)
+}
+
+/// Everything after the application: the status a body error calls for,
+/// the connection's fate, our headers, the access log's view.
+fn end(
+    conn: &ConnMeta,
+    exchange: Exchange,
+    mut response: ferricorn_app_interface::Response,
+) -> hyper::Response<TrackedBody> {
+    let Exchange {
+        mut finish,
+        mut close,
+    } = exchange;
     // The rest of a refused body was not read, so the connection cannot be
     // reused. An application that turned the body error into a 5xx gets the
     // client error it should have chosen.
-    if body_flags.too_large.load(Ordering::Relaxed) {
+    let flags = &conn.body_flags;
+    if flags.too_large.load(Ordering::Relaxed) {
         close = true;
         if response.status().is_server_error() {
             response = empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
-    } else if body_flags.malformed.load(Ordering::Relaxed) {
+    } else if flags.malformed.load(Ordering::Relaxed) {
         close = true;
         if response.status().is_server_error() {
             response = empty(StatusCode::BAD_REQUEST);
@@ -229,13 +273,13 @@ async fn handle<A: Application>(
     }
     let headers = response.headers_mut();
     if let Entry::Vacant(e) = headers.entry(SERVER) {
-        e.insert(HeaderValue::from_static(SERVER_NAME));
+        e.insert(SERVER_VALUE);
     }
-    if let (Entry::Vacant(e), Some(v)) = (headers.entry(&X_REQUEST_ID), request_id_header) {
-        e.insert(v);
+    if let Entry::Vacant(e) = headers.entry(&X_REQUEST_ID) {
+        e.insert(finish.label.request_id.clone());
     }
     if close {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(CONNECTION, CLOSE);
     }
     if let Some(record) = &mut finish.log {
         record.status = response.status().as_u16();
@@ -252,22 +296,32 @@ async fn call_app<A: Application>(
     request: Request,
     finish: &Finish,
 ) -> ferricorn_app_interface::Response {
-    let call = AssertUnwindSafe(shared.app.call(request)).catch_unwind();
+    // The call is built in each arm (not once before the match), so the
+    // future holds one copy of it, not two.
     let outcome = match shared.settings.request_timeout {
-        Some(limit) => match tokio::time::timeout(limit, call).await {
+        Some(limit) => match tokio::time::timeout(
+            limit,
+            AssertUnwindSafe(shared.app.call(request)).catch_unwind(),
+        )
+        .await
+        {
             Ok(outcome) => outcome,
             Err(_) => {
                 logging::error(&format!(
                     "Request timeout: {} {} (request id {}) took longer than --request-timeout ({}s); answered 504",
                     finish.label.method,
-                    finish.label.path,
-                    finish.label.request_id,
+                    finish.label.path(),
+                    finish.label.request_id(),
                     limit.as_secs_f64()
                 ));
                 return empty(StatusCode::GATEWAY_TIMEOUT);
             }
         },
-        None => call.await,
+        None => {
+            AssertUnwindSafe(shared.app.call(request))
+                .catch_unwind()
+                .await
+        }
     };
     match outcome {
         Ok(response) => response,
@@ -275,8 +329,8 @@ async fn call_app<A: Application>(
             logging::error(&format!(
                 "Error handling request {} {} (request id {}): the application panicked: {}",
                 finish.label.method,
-                finish.label.path,
-                finish.label.request_id,
+                finish.label.path(),
+                finish.label.request_id(),
                 panic_message(&panic)
             ));
             empty(StatusCode::INTERNAL_SERVER_ERROR)
@@ -298,21 +352,25 @@ pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
 /// The client's `X-Request-Id` when it is sane (1 to 128 characters of
 /// letters, digits and `-_.:/+=@`, so it cannot break a log line), else a
 /// new one.
-fn request_id_of(headers: &HeaderMap) -> String {
+fn request_id_of(headers: &HeaderMap) -> HeaderValue {
     headers
         .get(&X_REQUEST_ID)
-        .map(HeaderValue::as_bytes)
         .filter(|v| {
+            let v = v.as_bytes();
             (1..=128).contains(&v.len())
                 && v.iter()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
         })
-        .map_or_else(new_request_id, |v| String::from_utf8_lossy(v).into_owned())
+        .cloned()
+        .unwrap_or_else(|| {
+            // Hex digits are a valid value.
+            HeaderValue::from_bytes(&new_request_id()).unwrap_or(HeaderValue::from_static("-"))
+        })
 }
 
 /// 32 hex digits: a per-process random half and a counter scrambled by
 /// splitmix64 (a bijection, so ids never repeat within a process).
-fn new_request_id() -> String {
+fn new_request_id() -> [u8; 32] {
     static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| {
@@ -327,18 +385,18 @@ fn new_request_id() -> String {
         h.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut id = String::with_capacity(32);
-    push_hex(&mut id, splitmix64(seed ^ 0x5bd1_e995_7f4a_7c15));
-    push_hex(&mut id, splitmix64(seed.wrapping_add(n)));
+    let mut id = [0u8; 32];
+    put_hex(&mut id[..16], splitmix64(seed ^ 0x5bd1_e995_7f4a_7c15));
+    put_hex(&mut id[16..], splitmix64(seed.wrapping_add(n)));
     id
 }
 
-/// Appends `v` as 16 lowercase hex digits (`{:016x}` without the
-/// formatting machinery, which showed in profiles).
-fn push_hex(out: &mut String, v: u64) {
+/// Writes `v` as 16 lowercase hex digits into `out` (`{:016x}` without
+/// the formatting machinery, which showed in profiles).
+fn put_hex(out: &mut [u8], v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        out.push(char::from(DIGITS[(v >> (shift * 4)) as usize & 0xf]));
+    for (i, digit) in out.iter_mut().take(16).enumerate() {
+        *digit = DIGITS[(v >> ((15 - i) * 4)) as usize & 0xf];
     }
 }
 
@@ -361,6 +419,7 @@ mod tests {
         h.insert("x-request-id", "bad id\"with quotes".parse().unwrap());
         let generated = request_id_of(&h);
         assert_eq!(generated.len(), 32);
+        assert!(generated.as_bytes().iter().all(u8::is_ascii_hexdigit));
         assert_ne!(generated, request_id_of(&h));
         assert_eq!(request_id_of(&HeaderMap::new()).len(), 32);
     }

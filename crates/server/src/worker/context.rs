@@ -4,7 +4,7 @@
 //! The master's heartbeat reads these to report progress and, when a worker
 //! hangs, which request it was stuck on.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -101,20 +101,65 @@ pub struct InFlight {
 #[derive(Debug, Default)]
 struct Registry {
     next: u64,
-    // Keyed by start order, so the first entry is the oldest request. The
-    // label is shared with the request's own bookkeeping, so registering a
-    // request copies no strings; an [`InFlightRequest`] is only built when
-    // asked for.
-    requests: BTreeMap<u64, (Arc<RequestLabel>, Instant)>,
+    // In start order, so the first entry is the oldest request, and sorted
+    // by key, so an entry is found by binary search. An ended request
+    // leaves a hole (`None`) that is dropped once it reaches the front, or
+    // in a compaction when holes outnumber requests (a long request must
+    // not make the queue grow with every request after it). Registering a
+    // request allocates nothing once the queue has grown to the worker's
+    // concurrency, and the label is shared with the request's own
+    // bookkeeping, so no string is copied; an [`InFlightRequest`] is only
+    // built when asked for.
+    requests: VecDeque<(u64, Option<Entry>)>,
+    live: usize,
+}
+
+/// A request in flight: what names it, and when it started.
+type Entry = (Arc<RequestLabel>, Instant);
+
+impl Registry {
+    fn remove(&mut self, key: u64) {
+        if let Ok(i) = self.requests.binary_search_by_key(&key, |(k, _)| *k) {
+            if self.requests[i].1.take().is_some() {
+                self.live -= 1;
+            }
+        }
+        while matches!(self.requests.front(), Some((_, None))) {
+            self.requests.pop_front();
+        }
+        if self.requests.len() > 2 * self.live + 64 {
+            self.requests.retain(|(_, r)| r.is_some());
+        }
+    }
 }
 
 /// What names a request in reports and error messages.
+///
+/// Built for every request, so it holds what hyper already made (a method
+/// and URI share the head's buffer, an id its bytes): labelling a request
+/// copies no string.
 #[derive(Debug)]
 pub(crate) struct RequestLabel {
-    pub method: String,
-    /// The path and query as received.
-    pub path: String,
-    pub request_id: String,
+    pub method: http::Method,
+    /// The request-target as received.
+    pub uri: http::Uri,
+    pub request_id: http::HeaderValue,
+}
+
+impl RequestLabel {
+    /// The path and query as received (the whole target in absolute or
+    /// authority form).
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
+        match self.uri.path_and_query() {
+            Some(pq) if self.uri.scheme().is_none() => pq.as_str().into(),
+            _ => self.uri.to_string().into(),
+        }
+    }
+
+    /// The request id as text (it is checked to be ASCII when made).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
 }
 
 /// Removes its request from the registry when dropped.
@@ -128,9 +173,10 @@ impl InFlight {
     /// Records a request; it stays in flight until the guard is dropped.
     pub fn begin(&self, method: &str, path: &str, request_id: &str) -> InFlightGuard {
         let label = RequestLabel {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            request_id: request_id.to_owned(),
+            method: method.parse().unwrap_or_default(),
+            uri: path.parse().unwrap_or_default(),
+            request_id: http::HeaderValue::from_str(request_id)
+                .unwrap_or(http::HeaderValue::from_static("-")),
         };
         self.begin_label(Arc::new(label), Instant::now())
     }
@@ -140,7 +186,8 @@ impl InFlight {
         let mut reg = self.lock();
         let key = reg.next;
         reg.next += 1;
-        reg.requests.insert(key, (label, started));
+        reg.requests.push_back((key, Some((label, started))));
+        reg.live += 1;
         InFlightGuard {
             registry: self.clone(),
             key,
@@ -150,18 +197,18 @@ impl InFlight {
     /// The request that has been in flight longest.
     pub fn oldest(&self) -> Option<InFlightRequest> {
         let reg = self.lock();
-        let (label, started) = reg.requests.values().next()?;
+        let (label, started) = reg.requests.front()?.1.as_ref()?;
         Some(InFlightRequest {
-            method: label.method.clone(),
-            path: label.path.clone(),
-            request_id: label.request_id.clone(),
+            method: label.method.to_string(),
+            path: label.path().into_owned(),
+            request_id: label.request_id().to_owned(),
             started: *started,
         })
     }
 
     /// How many requests are in flight.
     pub fn len(&self) -> usize {
-        self.lock().requests.len()
+        self.lock().live
     }
 
     /// Whether no request is in flight.
@@ -178,7 +225,7 @@ impl InFlight {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.registry.lock().requests.remove(&self.key);
+        self.registry.lock().remove(self.key);
     }
 }
 
@@ -198,5 +245,22 @@ mod tests {
         assert_eq!(f.len(), 1);
         drop(b);
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_long_request_does_not_grow_the_registry() {
+        let f = InFlight::default();
+        let long = f.begin("GET", "/stream", "long");
+        let middle = f.begin("GET", "/m", "m");
+        for i in 0..10_000 {
+            drop(f.begin("GET", "/short", &i.to_string()));
+        }
+        assert!(f.lock().requests.len() <= 2 * 2 + 64 + 1);
+        assert_eq!(f.len(), 2);
+        drop(long);
+        assert_eq!(f.oldest().unwrap().path, "/m");
+        drop(middle);
+        assert!(f.is_empty() && f.oldest().is_none());
+        assert!(f.lock().requests.is_empty());
     }
 }

@@ -302,3 +302,82 @@ fn validate_catches_what_types_do_not() {
     assert!(c.validate().unwrap_err().to_string().contains("107 bytes"));
     assert!(Config::default().max_head_size() >= 4094 + 100 * 8190);
 }
+
+#[test]
+fn gunicorn_parser_switches() {
+    let c = Config::resolve_with(cli(&[]), &env(&[])).unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Drop);
+    assert!(!c.permit_unconventional_http_method);
+    assert!(!c.casefold_http_method);
+
+    let c = Config::resolve_with(
+        cli(&[
+            "--header-map",
+            "refuse",
+            "--permit-unconventional-http-method",
+            "--casefold-http-method",
+        ]),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Refuse);
+    assert!(c.permit_unconventional_http_method && c.casefold_http_method);
+    assert_eq!(
+        cli(&["--casefold-http-method=false"]).casefold_http_method,
+        Some(false)
+    );
+
+    let e = env(&[
+        ("FERRICORN_HEADER_MAP", "dangerous"),
+        ("FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD", "true"),
+    ]);
+    let c = Config::resolve_with(cli(&[]), &e).unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Dangerous);
+    assert!(c.permit_unconventional_http_method);
+
+    let path = write_config(
+        "switches.toml",
+        "header_map = \"refuse\"\ncasefold_http_method = true\n",
+    );
+    let c = Config::resolve_with(cli(&["-c", path.to_str().unwrap()]), &env(&[])).unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Refuse);
+    assert!(c.casefold_http_method);
+    // They print and read back.
+    let printed = c.to_toml();
+    let back = write_config("switches-printed.toml", &printed);
+    let back = Config::resolve_with(cli(&["-c", back.to_str().unwrap()]), &env(&[])).unwrap();
+    assert_eq!(
+        back.to_toml().lines().skip(1).collect::<Vec<_>>(),
+        printed.lines().skip(1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn gunicorn_parser_switch_errors_name_the_flag() {
+    let e = cli_err(&["--header-map", "keep"]);
+    assert!(
+        e.contains("'--header-map <MODE>'") && e.contains("drop, refuse, dangerous"),
+        "{e}"
+    );
+    let e = cli_err(&["--casefold-http-method=maybe"]);
+    assert!(
+        e.contains("--casefold-http-method") && e.contains("true or false"),
+        "{e}"
+    );
+    for (var, flag) in [
+        ("FERRICORN_HEADER_MAP", "--header-map <MODE>"),
+        (
+            "FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD",
+            "--permit-unconventional-http-method[=<BOOL>]",
+        ),
+        (
+            "FERRICORN_CASEFOLD_HTTP_METHOD",
+            "--casefold-http-method[=<BOOL>]",
+        ),
+    ] {
+        let e = Config::resolve_with(cli(&[]), &env(&[(var, "bogus")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("'{flag}'")) && e.contains(var), "{e}");
+    }
+}

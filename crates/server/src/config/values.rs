@@ -217,6 +217,63 @@ pub fn parse_forwarded_allow_ips(s: &str) -> Result<ForwardedAllowIps, String> {
     Ok(ForwardedAllowIps::List(nets))
 }
 
+/// What happens to a request header field whose name contains `_`
+/// (`--header-map`, Gunicorn's setting of that name).
+///
+/// Such names are valid tokens, but WSGI-style environments (our
+/// [`environ()`](ferricorn_app_interface::environ()) among them) map `-` to
+/// `_`, so `X_Forwarded_For` and `X-Forwarded-For` would land on one key
+/// and an application could not tell which it read. Nginx ignores such
+/// fields by default (`underscores_in_headers off`) for the same reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HeaderMapMode {
+    /// Remove the field before the application sees it (Gunicorn's
+    /// default). It still counts against the field limits.
+    #[default]
+    Drop,
+    /// Refuse the request with 400.
+    Refuse,
+    /// Pass the field to the application as sent.
+    Dangerous,
+}
+
+impl HeaderMapMode {
+    /// The spelling `--header-map` accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderMapMode::Drop => "drop",
+            HeaderMapMode::Refuse => "refuse",
+            HeaderMapMode::Dangerous => "dangerous",
+        }
+    }
+}
+
+impl fmt::Display for HeaderMapMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `--header-map`.
+pub fn parse_header_map(s: &str) -> Result<HeaderMapMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "drop" => Ok(HeaderMapMode::Drop),
+        "refuse" => Ok(HeaderMapMode::Refuse),
+        "dangerous" => Ok(HeaderMapMode::Dangerous),
+        _ => Err("expected one of drop, refuse, dangerous".into()),
+    }
+}
+
+/// Parses a switch: `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`),
+/// as the environment and the config file give it.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
 /// Where a log goes: `-` (stdout for the access log, stderr for the error
 /// log, as in Gunicorn) or a file, appended to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -456,6 +513,22 @@ mod tests {
         assert_eq!(allow.to_string(), "127.0.0.1,::1,10.0.0.0/8");
         let zero = parse_forwarded_allow_ips("0.0.0.0/0").unwrap();
         assert!(zero.allows("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn switches_and_modes() {
+        assert_eq!(parse_bool("true"), Ok(true));
+        assert_eq!(parse_bool(" 0 "), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+        assert_eq!(parse_header_map("Refuse"), Ok(HeaderMapMode::Refuse));
+        assert!(parse_header_map("keep").is_err());
+        for m in [
+            HeaderMapMode::Drop,
+            HeaderMapMode::Refuse,
+            HeaderMapMode::Dangerous,
+        ] {
+            assert_eq!(parse_header_map(m.as_str()), Ok(m));
+        }
     }
 
     #[test]

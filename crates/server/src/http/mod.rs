@@ -38,7 +38,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::config::{Config, ForwardedAllowIps};
+use crate::config::{Config, ForwardedAllowIps, HeaderMapMode};
 use crate::worker::WorkerContext;
 use conn::{Activity, Phase, Timeouts, TrackedIo};
 use service::{ConnMeta, ConnService};
@@ -50,6 +50,15 @@ pub(crate) struct Limits {
     pub fields: usize,
     pub field_size: usize,
     pub body: Option<u64>,
+}
+
+/// Gunicorn's request-head policies, resolved: `--header-map`,
+/// `--permit-unconventional-http-method`, `--casefold-http-method`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HeadRules {
+    pub header_map: HeaderMapMode,
+    pub permit_unconventional_method: bool,
+    pub casefold_method: bool,
 }
 
 /// What every connection of a worker shares.
@@ -64,6 +73,7 @@ pub(crate) struct Shared<A> {
 pub(crate) struct HttpSettings {
     pub limits: Limits,
     pub forwarded: ForwardedAllowIps,
+    pub rules: HeadRules,
     pub request_timeout: Option<Duration>,
     pub timeouts: Timeouts,
     /// The largest head hyper accepts (`Config::max_head_size`).
@@ -93,6 +103,11 @@ impl HttpSettings {
                 body: config.limit_request_body,
             },
             forwarded: config.forwarded_allow_ips.clone(),
+            rules: HeadRules {
+                header_map: config.header_map,
+                permit_unconventional_method: config.permit_unconventional_http_method,
+                casefold_method: config.casefold_http_method,
+            },
             request_timeout: config.request_timeout,
             timeouts: Timeouts {
                 header: config.header_timeout,

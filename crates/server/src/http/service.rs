@@ -1,9 +1,11 @@
 //! The hyper service: one request from hyper's types to the application's
 //! and the response back, with the server's rules around the call.
 //!
-//! In order: count the request and register it in flight; pick its request
-//! id; apply the proxy rules; refuse it for a protocol limit (414, 431, or
-//! 413 for a declared body over the limit) without calling the application;
+//! In order: count the request; check its head (Gunicorn's method policy,
+//! the limits and head rules, `--header-map`) and apply the proxy rules;
+//! register it in flight and pick its request id; refuse it for a protocol
+//! error (400, 414, 431, or 413 for a declared body over the limit) without
+//! calling the application;
 //! call the application with the body streamed under the limit, catching a
 //! panic (empty 500) and applying `--request-timeout` (504); then add our
 //! headers. The request's bookkeeping (in-flight entry, keep-alive
@@ -110,12 +112,45 @@ async fn handle<A: Application>(
     let settings = &shared.settings;
     let (mut parts, incoming) = req.into_parts();
     let (activity, mut raw) = conn.activity.begin(&parts);
+
+    // The head's checks come first: `--casefold-http-method` changes the
+    // method everything after sees, and a dropped header field (under
+    // `--header-map drop`) must be gone before the proxy rules, the access
+    // log and the application look.
+    let declared = http_body::Body::size_hint(&incoming).lower();
+    let mut reframed = false;
+    let mut refused = limits::check_method(&mut parts.method, &settings.rules)
+        .and_then(|casefolded_into_head_or_connect| {
+            reframed = casefolded_into_head_or_connect;
+            limits::check_head(&parts, &raw, &settings.limits)
+        })
+        .and_then(|()| {
+            limits::apply_header_map(
+                &mut parts.headers,
+                raw.order.as_mut(),
+                settings.rules.header_map,
+            )
+        })
+        .err();
     if let Some(order) = raw.order.take() {
         parts.extensions.insert(order);
     }
+    let facts = match proxy::facts_of(&conn.proxy_peer, &parts.headers, &settings.forwarded) {
+        Ok(facts) => facts,
+        Err(err) => {
+            refused = refused.or(Some(err));
+            proxy::peer_facts(&conn.proxy_peer)
+        }
+    };
+    let refused = refused.or_else(|| {
+        settings
+            .limits
+            .body
+            .filter(|limit| declared > *limit)
+            .map(|limit| ProtocolError::BodyTooLarge { limit })
+    });
 
     let request_id = request_id_of(&parts.headers);
-    let facts = proxy::facts_of(&conn.proxy_peer, &parts.headers, &settings.forwarded);
     let path = parts
         .uri
         .path_and_query()
@@ -158,17 +193,9 @@ async fn handle<A: Application>(
     };
 
     let body_flags = Arc::new(BodyFlags::default());
-    let mut close = false;
-    let declared = http_body::Body::size_hint(&incoming).lower();
-    let refused = limits::check_head(&parts, &raw, &settings.limits)
-        .err()
-        .or_else(|| {
-            settings
-                .limits
-                .body
-                .filter(|limit| declared > *limit)
-                .map(|limit| ProtocolError::BodyTooLarge { limit })
-        });
+    // See `limits::check_method`: hyper frames the response for the method
+    // as sent, not as the application saw it.
+    let mut close = reframed;
     let mut response = match refused {
         Some(err) => {
             if logging::enabled(crate::config::LogLevel::Debug) {

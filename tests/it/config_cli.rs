@@ -69,6 +69,8 @@ fn bad_workers_value_is_refused_naming_the_flag() {
 fn bad_gunicorn_parser_switches_are_refused_naming_the_flag() {
     for (args, env, needle) in [
         (&["--header-map", "keep"][..], &[][..], "--header-map"),
+        (&["--proxy-protocol", "v3"], &[], "--proxy-protocol"),
+        (&["--proxy-allow-from", "nope"], &[], "--proxy-allow-from"),
         (
             &["--casefold-http-method=maybe"],
             &[],
@@ -274,6 +276,8 @@ fn help_lists_gunicorn_flag_names() {
         "--header-map",
         "--permit-unconventional-http-method",
         "--casefold-http-method",
+        "--proxy-protocol",
+        "--proxy-allow-from",
         "--access-logfile",
         "--access-logformat",
         "--error-logfile",

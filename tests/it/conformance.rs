@@ -22,10 +22,10 @@
 //!
 //! A case that needs a Gunicorn setting runs with our flag of the same name
 //! (see [`flags_for`]: the limits, `--forwarded-allow-ips`, `--header-map`,
-//! `--permit-unconventional-http-method`, `--casefold-http-method`). Every
-//! other difference is listed in [`DIFFERENT`] with its reason. A case that
-//! fails and is not listed fails the test, and so does a listed case that
-//! passes (the list must stay true). Each test prints
+//! `--permit-unconventional-http-method`, `--casefold-http-method`,
+//! `--proxy-protocol`). Every other difference is listed in [`DIFFERENT`]
+//! with its reason. A case that fails and is not listed fails the test, and
+//! so does a listed case that passes (the list must stay true). Each test prints
 //! `corpus (MODE): N valid pass, M invalid pass, K deliberately different`.
 //!
 //! One echo server is started per test and per set of flags (a handful of
@@ -92,38 +92,6 @@ const DIFFERENT: &[(&str, &str)] = &[
         "invalid/013",
         "permit_obsolete_folding (with a field-size limit): hyper does not offer \
          obs-fold unfolding",
-    ),
-    (
-        "valid/pp_01",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_02",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_03",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_04",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_05",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "invalid/pp_01",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "invalid/pp_02",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "invalid/pp_03",
-        "proxy_protocol: the PROXY protocol is not offered",
     ),
     // Choices the RFCs leave open (basis `policy`), made the other way.
     (
@@ -263,6 +231,9 @@ fn flags_for(case: &Value) -> Result<Vec<String>, String> {
             }
             ("casefold_http_method", Value::Bool(true)) => {
                 flags.push("--casefold-http-method".into());
+            }
+            ("proxy_protocol", Value::String(mode)) => {
+                flags.push(format!("--proxy-protocol={mode}"));
             }
             _ => return Err(format!("{key}={value}")),
         }

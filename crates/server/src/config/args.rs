@@ -161,6 +161,23 @@ pub struct ServerArgs {
     )]
     pub casefold_http_method: Option<bool>,
 
+    /// Accept a PROXY protocol header (v1, v2 or either: auto) at the start
+    /// of a connection from --proxy-allow-from, and take the client address
+    /// from it; without a value, auto [default: off].
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        default_missing_value = "auto",
+        value_parser = parse_proxy_protocol
+    )]
+    pub proxy_protocol: Option<ProxyProtocol>,
+
+    /// Peers that may send a PROXY protocol header: comma-separated IPs or
+    /// networks, or '*' [default: 127.0.0.1,::1].
+    #[arg(long, value_name = "IPS", value_parser = parse_forwarded_allow_ips)]
+    pub proxy_allow_from: Option<ForwardedAllowIps>,
+
     /// Access log file; '-' = stdout [default: none].
     #[arg(long, value_name = "FILE", value_parser = parse_log_target)]
     pub access_logfile: Option<LogTarget>,
@@ -254,6 +271,8 @@ impl ServerArgs {
                 .permit_unconventional_http_method
                 .or(lower.permit_unconventional_http_method),
             casefold_http_method: self.casefold_http_method.or(lower.casefold_http_method),
+            proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
+            proxy_allow_from: self.proxy_allow_from.or(lower.proxy_allow_from),
             access_logfile: self.access_logfile.or(lower.access_logfile),
             access_logformat: self.access_logformat.or(lower.access_logformat),
             error_logfile: self.error_logfile.or(lower.error_logfile),
@@ -303,6 +322,8 @@ impl ServerArgs {
                 self.permit_unconventional_http_method = Some(parse_bool(value)?)
             }
             "casefold_http_method" => self.casefold_http_method = Some(parse_bool(value)?),
+            "proxy_protocol" => self.proxy_protocol = Some(parse_proxy_protocol(value)?),
+            "proxy_allow_from" => self.proxy_allow_from = Some(parse_forwarded_allow_ips(value)?),
             "access_logfile" => self.access_logfile = Some(parse_log_target(value)?),
             "access_logformat" => self.access_logformat = Some(parse_access_log_format(value)?),
             "error_logfile" => self.error_logfile = Some(parse_log_target(value)?),
@@ -350,6 +371,8 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
         "--permit-unconventional-http-method[=<BOOL>]",
     ),
     ("casefold_http_method", "--casefold-http-method[=<BOOL>]"),
+    ("proxy_protocol", "--proxy-protocol [<MODE>]"),
+    ("proxy_allow_from", "--proxy-allow-from <IPS>"),
     ("access_logfile", "--access-logfile <FILE>"),
     ("access_logformat", "--access-logformat <FORMAT>"),
     ("error_logfile", "--error-logfile <FILE>"),

@@ -30,7 +30,7 @@ use std::time::Duration;
 pub use args::{ServerArgs, MAX_FIELD_SIZE, MAX_REQUEST_FIELDS, MAX_REQUEST_LINE};
 pub use values::{
     AccessLogFormat, BindAddr, ForwardedAllowIps, HeaderMapMode, IpNet, LogLevel, LogTarget,
-    DEFAULT_ACCESS_LOG_FORMAT,
+    ProxyProtocol, DEFAULT_ACCESS_LOG_FORMAT,
 };
 
 use args::SETTINGS;
@@ -100,6 +100,11 @@ pub struct Config {
     /// Methods are upper-cased before the application sees them
     /// (`--casefold-http-method`).
     pub casefold_http_method: bool,
+    /// Which PROXY protocol headers a connection may begin with
+    /// (`--proxy-protocol`).
+    pub proxy_protocol: ProxyProtocol,
+    /// Peers that may send a PROXY protocol header (`--proxy-allow-from`).
+    pub proxy_allow_from: ForwardedAllowIps,
     /// Access log destination (`--access-logfile`); `None` = no access log.
     pub access_logfile: Option<LogTarget>,
     /// Access log format (`--access-logformat`).
@@ -157,6 +162,8 @@ impl Default for Config {
             header_map: HeaderMapMode::Drop,
             permit_unconventional_http_method: false,
             casefold_http_method: false,
+            proxy_protocol: ProxyProtocol::Off,
+            proxy_allow_from: ForwardedAllowIps::default(),
             access_logfile: None,
             access_logformat: AccessLogFormat::default(),
             error_logfile: LogTarget::Std,
@@ -429,7 +436,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
         let origin = format!(" (key '{key}' in config file {})", path.display());
         let texts: Vec<String> = match (&value, key.as_str()) {
             (toml::Value::Array(items), "bind") => items.iter().map(scalar_text).collect(),
-            (toml::Value::Array(items), "forwarded_allow_ips") => {
+            (toml::Value::Array(items), "forwarded_allow_ips" | "proxy_allow_from") => {
                 vec![items.iter().map(scalar_text).collect::<Vec<_>>().join(",")]
             }
             _ => vec![scalar_text(&value)],
@@ -526,6 +533,8 @@ fn apply_defaults(
             .permit_unconventional_http_method
             .unwrap_or(d.permit_unconventional_http_method),
         casefold_http_method: args.casefold_http_method.unwrap_or(d.casefold_http_method),
+        proxy_protocol: args.proxy_protocol.unwrap_or(d.proxy_protocol),
+        proxy_allow_from: args.proxy_allow_from.unwrap_or(d.proxy_allow_from),
         access_logfile: args.access_logfile,
         access_logformat: args.access_logformat.unwrap_or(d.access_logformat),
         error_logfile: args.error_logfile.unwrap_or(d.error_logfile),

@@ -56,6 +56,8 @@ pub(super) fn to_toml(c: &Config) -> String {
         "casefold_http_method",
         Value::Boolean(c.casefold_http_method),
     );
+    put("proxy_protocol", text(c.proxy_protocol));
+    put("proxy_allow_from", text(&c.proxy_allow_from));
     if let Some(target) = &c.access_logfile {
         put("access_logfile", text(target));
     }

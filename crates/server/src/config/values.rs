@@ -264,6 +264,55 @@ pub fn parse_header_map(s: &str) -> Result<HeaderMapMode, String> {
     }
 }
 
+/// Which PROXY protocol headers a connection may begin with
+/// (`--proxy-protocol`, Gunicorn's setting of that name).
+///
+/// In every mode but `off` the header is optional, as in Gunicorn: a
+/// connection that does not begin with one is served as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProxyProtocol {
+    /// No PROXY header is looked for.
+    #[default]
+    Off,
+    /// The text header (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// The binary header.
+    V2,
+    /// Either.
+    Auto,
+}
+
+impl ProxyProtocol {
+    /// The spelling `--proxy-protocol` accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+            ProxyProtocol::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for ProxyProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `--proxy-protocol`: `off`, `v1`, `v2` or `auto`, and the other
+/// spellings Gunicorn accepts (`true`/`1` for auto, `false`/`0`/`none`
+/// for off).
+pub fn parse_proxy_protocol(s: &str) -> Result<ProxyProtocol, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" | "none" => Ok(ProxyProtocol::Off),
+        "v1" => Ok(ProxyProtocol::V1),
+        "v2" => Ok(ProxyProtocol::V2),
+        "auto" | "true" | "1" => Ok(ProxyProtocol::Auto),
+        _ => Err("expected one of off, v1, v2, auto".into()),
+    }
+}
+
 /// Parses a switch: `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`),
 /// as the environment and the config file give it.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -528,6 +577,17 @@ mod tests {
             HeaderMapMode::Dangerous,
         ] {
             assert_eq!(parse_header_map(m.as_str()), Ok(m));
+        }
+        assert_eq!(parse_proxy_protocol("true"), Ok(ProxyProtocol::Auto));
+        assert_eq!(parse_proxy_protocol("none"), Ok(ProxyProtocol::Off));
+        assert!(parse_proxy_protocol("v3").is_err());
+        for m in [
+            ProxyProtocol::Off,
+            ProxyProtocol::V1,
+            ProxyProtocol::V2,
+            ProxyProtocol::Auto,
+        ] {
+            assert_eq!(parse_proxy_protocol(m.as_str()), Ok(m));
         }
     }
 

@@ -88,6 +88,12 @@ pub enum ProtocolError {
         "contradictory scheme headers (X-Forwarded-Proto, X-Forwarded-Ssl, X-Forwarded-Protocol)"
     )]
     ContradictorySchemeHeaders,
+    /// A malformed PROXY protocol header (`--proxy-protocol`).
+    #[error("invalid PROXY protocol header: {0}")]
+    InvalidProxyHeader(&'static str),
+    /// A PROXY protocol header from a peer not in `--proxy-allow-from`.
+    #[error("PROXY protocol header from a peer not in --proxy-allow-from")]
+    ForbiddenProxyHeader,
     /// A body declared or streamed past `--limit-request-body`.
     #[error("request body is over --limit-request-body ({limit} bytes)")]
     BodyTooLarge {
@@ -122,7 +128,11 @@ impl ProtocolError {
             | ProtocolError::LeadingEmptyLines
             | ProtocolError::UnconventionalMethod
             | ProtocolError::UnderscoreInFieldName(_)
-            | ProtocolError::ContradictorySchemeHeaders => Some((StatusCode::BAD_REQUEST, true)),
+            | ProtocolError::ContradictorySchemeHeaders
+            | ProtocolError::InvalidProxyHeader(_) => Some((StatusCode::BAD_REQUEST, true)),
+            // Gunicorn's answer to a PROXY header from a peer it does not
+            // trust with one.
+            ProtocolError::ForbiddenProxyHeader => Some((StatusCode::FORBIDDEN, true)),
             ProtocolError::HeadTimeout => None,
         }
     }

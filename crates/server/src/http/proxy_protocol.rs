@@ -72,7 +72,7 @@ where
     if mode == ProxyProtocol::Off {
         return Some((Rewind::new(stream, Vec::new()), None));
     }
-    let peer_name = peer.map_or_else(|| "a Unix socket".to_owned(), |p| p.to_string());
+    let peer_name = || peer.map_or_else(|| "a Unix socket".to_owned(), |p| p.to_string());
     let read = read_header(&mut stream, mode, peer, &settings.proxy_allow);
     let limited = async {
         match settings.timeouts.header {
@@ -88,16 +88,19 @@ where
         Some(Outcome::Serve { client, rest }) => Some((Rewind::new(stream, rest), client)),
         Some(Outcome::Refuse(err)) => {
             if logging::enabled(crate::config::LogLevel::Debug) {
-                logging::debug(&format!("Refused connection from {peer_name}: {err}"));
+                logging::debug(&format!("Refused connection from {}: {err}", peer_name()));
             }
             refuse(stream, &err, phase).await;
             None
         }
         Some(Outcome::Closed) => None,
         None => {
-            logging::debug(&format!(
-                "Closing connection from {peer_name}: no complete request head within --header-timeout"
-            ));
+            if logging::enabled(crate::config::LogLevel::Debug) {
+                logging::debug(&format!(
+                    "Closing connection from {}: no complete request head within --header-timeout",
+                    peer_name()
+                ));
+            }
             None
         }
     }

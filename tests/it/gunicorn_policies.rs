@@ -180,3 +180,22 @@ fn one_empty_line_before_the_request_line_is_skipped_not_two() {
     assert_eq!(conn.response().json()["path"], "/a");
     assert_eq!(conn.response().json()["path"], "/b");
 }
+
+/// Gunicorn applies `--header-map` to trailer fields too.
+#[test]
+fn header_map_applies_to_trailer_fields() {
+    let raw = "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+               5\r\nhello\r\n0\r\nX_Trailer: 1\r\n\r\n";
+    for (mode, status) in [("drop", 200), ("dangerous", 200), ("refuse", 400)] {
+        let server = Server::echo(&["--header-map", mode]);
+        let mut conn = Conn::tcp(server.addr());
+        let resp = conn.roundtrip(raw);
+        assert_eq!(resp.status, status, "{mode}: {}", resp.status_line);
+        if status == 200 {
+            assert_eq!(resp.json()["body_len"], 5, "{mode}");
+        } else {
+            assert!(resp.header_has_token("connection", "close"), "{mode}");
+            assert!(conn.is_closed(), "{mode}");
+        }
+    }
+}

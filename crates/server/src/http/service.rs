@@ -226,8 +226,12 @@ async fn handle<A: Application>(
                 request_id: request_id.clone(),
             });
             parts.extensions.insert(shared.spawner.clone());
-            let body =
-                LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&body_flags));
+            let body = LimitedIncoming::new(
+                incoming,
+                settings.limits.body,
+                Arc::clone(&body_flags),
+                settings.rules.header_map,
+            );
             let request = Request::from_parts(parts, Body::from_stream(body));
             call_app(&shared, request, &finish).await
         }

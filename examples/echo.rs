@@ -5,7 +5,8 @@
 //! a JSON object: `method`, `path`, `query`, `headers` (a list of
 //! `[name, value]` pairs in arrival order, repeats kept; see
 //! [`HeaderOrder`]), `body_len` (bytes after de-chunking), `pid` (the
-//! serving process), `peer` and `scheme` (after the proxy rules),
+//! serving process), `peer`, `remote_port` and `scheme` (after the proxy
+//! rules and a PROXY protocol header), `socket_peer` (the socket's own peer),
 //! `worker_id`, `request_id` and `version`. Some paths do more first:
 //!
 //! - `/sleep?s=N`: waits N seconds (fractions allowed) without blocking
@@ -100,6 +101,8 @@ async fn echo(request: Request) -> Response {
             "body_len": body.len(),
             "pid": std::process::id(),
             "peer": info.as_ref().map(|i| i.remote_addr.clone()),
+            "remote_port": info.as_ref().and_then(|i| i.remote_port),
+            "socket_peer": info.as_ref().and_then(|i| i.socket_peer).map(|p| p.to_string()),
             "scheme": info.as_ref().map(|i| i.scheme.as_str()),
             "worker_id": info.as_ref().map(|i| i.worker_id),
             "request_id": info.as_ref().map(|i| i.request_id.clone()),

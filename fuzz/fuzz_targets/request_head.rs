@@ -11,8 +11,9 @@
 //! `ConnectionInfo`).
 //!
 //! Input: a first byte picks the server (bit 0: default limits, or tight
-//! ones so the limit paths are reachable with short inputs); the rest is
-//! sent as is.
+//! ones so the limit paths are reachable with short inputs; the tight
+//! server also reads PROXY protocol headers, `--proxy-protocol auto`); the
+//! rest is sent as is.
 //!
 //! Oracle: no panic anywhere in the process (libFuzzer aborts on one, even
 //! in a server task); no answer is a 5xx (a client's bytes are never the
@@ -28,7 +29,7 @@ use std::time::Duration;
 use ferricorn_app_interface::response::text;
 use ferricorn_app_interface::{environ, from_fn, ConnectionInfo, HeaderOrder, Request};
 use ferricorn_server::config::values::parse_log_target;
-use ferricorn_server::config::{BindAddr, LogLevel};
+use ferricorn_server::config::{BindAddr, LogLevel, ProxyProtocol};
 use ferricorn_server::{logging, serve, Config, Listener, WorkerContext};
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
@@ -61,6 +62,7 @@ fn config(tight: bool) -> Config {
         c.limit_request_fields = 8;
         c.limit_request_field_size = 96;
         c.limit_request_body = Some(32);
+        c.proxy_protocol = ProxyProtocol::Auto;
     }
     c
 }

@@ -66,6 +66,30 @@ fn bad_workers_value_is_refused_naming_the_flag() {
 }
 
 #[test]
+fn bad_gunicorn_parser_switches_are_refused_naming_the_flag() {
+    for (args, env, needle) in [
+        (&["--header-map", "keep"][..], &[][..], "--header-map"),
+        (&["--proxy-protocol", "v3"], &[], "--proxy-protocol"),
+        (&["--proxy-allow-from", "nope"], &[], "--proxy-allow-from"),
+        (
+            &["--casefold-http-method=maybe"],
+            &[],
+            "--casefold-http-method",
+        ),
+        (
+            &[],
+            &[("FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD", "maybe")],
+            "FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD",
+        ),
+    ] {
+        let mut all = vec!["--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let out = run_to_exit("echo", &all, env, EXIT_TIMEOUT);
+        assert_refused(&out, needle);
+    }
+}
+
+#[test]
 fn unknown_flag_is_refused_naming_it() {
     let out = run_to_exit("echo", &["--no-such-flag"], &[], EXIT_TIMEOUT);
     assert_refused(&out, "--no-such-flag");
@@ -249,6 +273,11 @@ fn help_lists_gunicorn_flag_names() {
         "--limit-request-fields",
         "--limit-request-field_size",
         "--forwarded-allow-ips",
+        "--header-map",
+        "--permit-unconventional-http-method",
+        "--casefold-http-method",
+        "--proxy-protocol",
+        "--proxy-allow-from",
         "--access-logfile",
         "--access-logformat",
         "--error-logfile",

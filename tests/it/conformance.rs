@@ -20,12 +20,12 @@
 //!   valid/009 and valid/027 count as invalid: the latest Gunicorn refuses
 //!   them (the corpus README says to follow it).
 //!
-//! A case that needs a Gunicorn setting runs with our equivalent flag when
-//! we have one (the limits, `--forwarded-allow-ips`, and the settings whose
-//! Gunicorn-side switch describes our default behaviour). Every other
-//! difference is listed in [`DIFFERENT`] with its reason. A case that fails
-//! and is not listed fails the test, and so does a listed case that passes
-//! (the list must stay true). Each test prints
+//! A case that needs a Gunicorn setting runs with our flag of the same name
+//! (see [`flags_for`]: the limits, `--forwarded-allow-ips`, `--header-map`,
+//! `--permit-unconventional-http-method`, `--casefold-http-method`,
+//! `--proxy-protocol`). Every other difference is listed in [`DIFFERENT`]
+//! with its reason. A case that fails and is not listed fails the test, and
+//! so does a listed case that passes (the list must stay true). Each test prints
 //! `corpus (MODE): N valid pass, M invalid pass, K deliberately different`.
 //!
 //! One echo server is started per test and per set of flags (a handful of
@@ -80,12 +80,6 @@ const DIFFERENT: &[(&str, &str)] = &[
          vector), and no switch turns that off",
     ),
     (
-        "valid/031compat",
-        "casefold_http_method: methods are case-sensitive tokens (RFC 9110 \
-         section 9.1) and reach the application as sent; no switch upper-cases \
-         them",
-    ),
-    (
         "valid/compat_obs_fold",
         "permit_obsolete_folding: hyper does not offer obs-fold unfolding; \
          obs-fold is always refused, as Gunicorn does by default",
@@ -99,81 +93,11 @@ const DIFFERENT: &[(&str, &str)] = &[
         "permit_obsolete_folding (with a field-size limit): hyper does not offer \
          obs-fold unfolding",
     ),
-    (
-        "invalid/040",
-        "header_map=refuse: names with '_' are passed to the application as sent \
-         (Gunicorn's header_map=dangerous); no switch refuses them",
-    ),
-    (
-        "invalid/chunked_07",
-        "header_map=refuse: no switch refuses names with '_'; the real \
-         Transfer-Encoding alone frames the body",
-    ),
-    (
-        "valid/pp_01",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_02",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_03",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_04",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "valid/pp_05",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "invalid/pp_01",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "invalid/pp_02",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
-    (
-        "invalid/pp_03",
-        "proxy_protocol: the PROXY protocol is not offered",
-    ),
     // Choices the RFCs leave open (basis `policy`), made the other way.
     (
         "valid/014",
         "httparse refuses '\"' in the request-target (RFC 3986 does not allow \
          it); Gunicorn passes it through",
-    ),
-    (
-        "valid/040",
-        "names with '_' reach the application as sent instead of being dropped \
-         (Gunicorn's header_map=drop); framing only ever reads the real \
-         Transfer-Encoding and Content-Length",
-    ),
-    (
-        "invalid/003c",
-        "any RFC 9110 token is a method (what Gunicorn's \
-         permit_unconventional_http_method allows); Gunicorn refuses lower case \
-         and methods shorter than 3 characters",
-    ),
-    (
-        "invalid/041",
-        "a repeated Content-Type reaches the application as two fields; the \
-         server does not treat it as a singleton (it does not affect framing)",
-    ),
-    (
-        "invalid/rfc9112_leading_crlf_02",
-        "hyper skips any number of empty lines before a request-line; RFC 9112 \
-         section 2.2 asks to skip at least one",
-    ),
-    (
-        "invalid/019",
-        "with --forwarded-allow-ips '*', X-Forwarded-Proto decides the scheme \
-         and X-Forwarded-Ssl is only read without it; conflicting scheme headers \
-         from a trusted proxy are not refused",
     ),
     // Artefacts of Gunicorn's harness, which parses a finite buffer.
     (
@@ -298,10 +222,19 @@ fn flags_for(case: &Value) -> Result<Vec<String>, String> {
                 flags.push("--forwarded-allow-ips".into());
                 flags.push(ips.clone());
             }
-            // Both describe what we do anyway: any token is a method, and
-            // header names reach the application as sent.
-            ("permit_unconventional_http_method", Value::Bool(true)) => {}
-            ("header_map", Value::String(map)) if map == "dangerous" => {}
+            ("header_map", Value::String(mode)) => {
+                flags.push("--header-map".into());
+                flags.push(mode.clone());
+            }
+            ("permit_unconventional_http_method", Value::Bool(true)) => {
+                flags.push("--permit-unconventional-http-method".into());
+            }
+            ("casefold_http_method", Value::Bool(true)) => {
+                flags.push("--casefold-http-method".into());
+            }
+            ("proxy_protocol", Value::String(mode)) => {
+                flags.push(format!("--proxy-protocol={mode}"));
+            }
             _ => return Err(format!("{key}={value}")),
         }
     }

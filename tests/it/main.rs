@@ -11,6 +11,10 @@
 //! - `limits`: 414, 431 and 413 at Gunicorn's limits and the flags'.
 //! - `timeouts`: slow clients, idle keep-alive, request deadline, panics.
 //! - `proxy`: forwarded headers and `--forwarded-allow-ips`.
+//! - `proxy_protocol`: `--proxy-protocol` v1 and v2 headers and
+//!   `--proxy-allow-from`.
+//! - `gunicorn_policies`: `--header-map`, the method policy, contradictory
+//!   scheme headers, a repeated Content-Type, leading empty lines.
 //! - `unix_socket`: Unix sockets, several binds, IPv6.
 //! - `config_cli`: flags, config file, environment, precedence, messages.
 //! - `access_log`: Gunicorn's access log format and the JSON-lines log.
@@ -22,12 +26,14 @@
 mod access_log;
 mod config_cli;
 mod conformance;
+mod gunicorn_policies;
 mod harness;
 mod http1;
 mod limits;
 mod nginx;
 mod prefork;
 mod proxy;
+mod proxy_protocol;
 mod slow_clients;
 mod smuggling;
 mod timeouts;

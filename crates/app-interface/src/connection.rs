@@ -58,12 +58,14 @@ impl fmt::Display for ServerAddr {
 /// Connection facts carried in each request's extensions.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
-    /// The socket's peer; `None` on a Unix socket.
+    /// The socket's peer; `None` on a Unix socket. Behind a load balancer
+    /// that sends a PROXY protocol header, the balancer.
     pub socket_peer: Option<SocketAddr>,
     /// The client's address as the application should believe it: the
-    /// socket peer's IP, or the first `X-Forwarded-For` / `Forwarded` entry
-    /// when the socket peer is in `--forwarded-allow-ips`. WSGI's
-    /// `REMOTE_ADDR`. Empty on a Unix socket without forwarded headers.
+    /// socket peer's IP, or the address a PROXY protocol header named
+    /// (`--proxy-protocol`), or the client's entry in `X-Forwarded-For` /
+    /// `Forwarded` when that peer is in `--forwarded-allow-ips`. WSGI's
+    /// `REMOTE_ADDR`. Empty on a Unix socket without either.
     pub remote_addr: String,
     /// The client's port when known (WSGI's `REMOTE_PORT`).
     pub remote_port: Option<u16>,

@@ -129,6 +129,55 @@ pub struct ServerArgs {
     #[arg(long, value_name = "IPS", value_parser = parse_forwarded_allow_ips)]
     pub forwarded_allow_ips: Option<ForwardedAllowIps>,
 
+    /// What to do with request header fields whose names contain '_',
+    /// which WSGI-style environments cannot tell from '-': drop them, refuse
+    /// the request (400), or pass them on (dangerous) [default: drop].
+    #[arg(long, value_name = "MODE", value_parser = parse_header_map)]
+    pub header_map: Option<HeaderMapMode>,
+
+    /// Accept methods Gunicorn refuses by default (400): with lower-case
+    /// letters or '#', or shorter than 3 or longer than 20 characters
+    /// [default: false].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_bool
+    )]
+    pub permit_unconventional_http_method: Option<bool>,
+
+    /// Upper-case the method before the application sees it (methods are
+    /// case-sensitive; this is for clients of older Gunicorns)
+    /// [default: false].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_bool
+    )]
+    pub casefold_http_method: Option<bool>,
+
+    /// Accept a PROXY protocol header (v1, v2 or either: auto) at the start
+    /// of a connection from --proxy-allow-from, and take the client address
+    /// from it; without a value, auto [default: off].
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        default_missing_value = "auto",
+        value_parser = parse_proxy_protocol
+    )]
+    pub proxy_protocol: Option<ProxyProtocol>,
+
+    /// Peers that may send a PROXY protocol header: comma-separated IPs or
+    /// networks, or '*' [default: 127.0.0.1,::1].
+    #[arg(long, value_name = "IPS", value_parser = parse_forwarded_allow_ips)]
+    pub proxy_allow_from: Option<ForwardedAllowIps>,
+
     /// Access log file; '-' = stdout [default: none].
     #[arg(long, value_name = "FILE", value_parser = parse_log_target)]
     pub access_logfile: Option<LogTarget>,
@@ -217,6 +266,13 @@ impl ServerArgs {
             request_timeout: self.request_timeout.or(lower.request_timeout),
             worker_connections: self.worker_connections.or(lower.worker_connections),
             forwarded_allow_ips: self.forwarded_allow_ips.or(lower.forwarded_allow_ips),
+            header_map: self.header_map.or(lower.header_map),
+            permit_unconventional_http_method: self
+                .permit_unconventional_http_method
+                .or(lower.permit_unconventional_http_method),
+            casefold_http_method: self.casefold_http_method.or(lower.casefold_http_method),
+            proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
+            proxy_allow_from: self.proxy_allow_from.or(lower.proxy_allow_from),
             access_logfile: self.access_logfile.or(lower.access_logfile),
             access_logformat: self.access_logformat.or(lower.access_logformat),
             error_logfile: self.error_logfile.or(lower.error_logfile),
@@ -261,6 +317,13 @@ impl ServerArgs {
             "forwarded_allow_ips" => {
                 self.forwarded_allow_ips = Some(parse_forwarded_allow_ips(value)?)
             }
+            "header_map" => self.header_map = Some(parse_header_map(value)?),
+            "permit_unconventional_http_method" => {
+                self.permit_unconventional_http_method = Some(parse_bool(value)?)
+            }
+            "casefold_http_method" => self.casefold_http_method = Some(parse_bool(value)?),
+            "proxy_protocol" => self.proxy_protocol = Some(parse_proxy_protocol(value)?),
+            "proxy_allow_from" => self.proxy_allow_from = Some(parse_forwarded_allow_ips(value)?),
             "access_logfile" => self.access_logfile = Some(parse_log_target(value)?),
             "access_logformat" => self.access_logformat = Some(parse_access_log_format(value)?),
             "error_logfile" => self.error_logfile = Some(parse_log_target(value)?),
@@ -302,6 +365,14 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
     ("request_timeout", "--request-timeout <SECONDS>"),
     ("worker_connections", "--worker-connections <N>"),
     ("forwarded_allow_ips", "--forwarded-allow-ips <IPS>"),
+    ("header_map", "--header-map <MODE>"),
+    (
+        "permit_unconventional_http_method",
+        "--permit-unconventional-http-method[=<BOOL>]",
+    ),
+    ("casefold_http_method", "--casefold-http-method[=<BOOL>]"),
+    ("proxy_protocol", "--proxy-protocol [<MODE>]"),
+    ("proxy_allow_from", "--proxy-allow-from <IPS>"),
     ("access_logfile", "--access-logfile <FILE>"),
     ("access_logformat", "--access-logformat <FORMAT>"),
     ("error_logfile", "--error-logfile <FILE>"),

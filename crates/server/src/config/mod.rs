@@ -29,8 +29,8 @@ use std::time::Duration;
 
 pub use args::{ServerArgs, MAX_FIELD_SIZE, MAX_REQUEST_FIELDS, MAX_REQUEST_LINE};
 pub use values::{
-    AccessLogFormat, BindAddr, ForwardedAllowIps, IpNet, LogLevel, LogTarget,
-    DEFAULT_ACCESS_LOG_FORMAT,
+    AccessLogFormat, BindAddr, ForwardedAllowIps, HeaderMapMode, IpNet, LogLevel, LogTarget,
+    ProxyProtocol, DEFAULT_ACCESS_LOG_FORMAT,
 };
 
 use args::SETTINGS;
@@ -90,6 +90,21 @@ pub struct Config {
     pub worker_connections: usize,
     /// Peers whose forwarding headers are believed (`--forwarded-allow-ips`).
     pub forwarded_allow_ips: ForwardedAllowIps,
+    /// What becomes of header fields whose names contain `_`
+    /// (`--header-map`).
+    pub header_map: HeaderMapMode,
+    /// Methods Gunicorn calls unconventional (lower case, `#`, shorter than
+    /// 3 or longer than 20 characters) are served rather than refused
+    /// (`--permit-unconventional-http-method`).
+    pub permit_unconventional_http_method: bool,
+    /// Methods are upper-cased before the application sees them
+    /// (`--casefold-http-method`).
+    pub casefold_http_method: bool,
+    /// Which PROXY protocol headers a connection may begin with
+    /// (`--proxy-protocol`).
+    pub proxy_protocol: ProxyProtocol,
+    /// Peers that may send a PROXY protocol header (`--proxy-allow-from`).
+    pub proxy_allow_from: ForwardedAllowIps,
     /// Access log destination (`--access-logfile`); `None` = no access log.
     pub access_logfile: Option<LogTarget>,
     /// Access log format (`--access-logformat`).
@@ -144,6 +159,11 @@ impl Default for Config {
             request_timeout: None,
             worker_connections: 1000,
             forwarded_allow_ips: ForwardedAllowIps::default(),
+            header_map: HeaderMapMode::Drop,
+            permit_unconventional_http_method: false,
+            casefold_http_method: false,
+            proxy_protocol: ProxyProtocol::Off,
+            proxy_allow_from: ForwardedAllowIps::default(),
             access_logfile: None,
             access_logformat: AccessLogFormat::default(),
             error_logfile: LogTarget::Std,
@@ -416,7 +436,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
         let origin = format!(" (key '{key}' in config file {})", path.display());
         let texts: Vec<String> = match (&value, key.as_str()) {
             (toml::Value::Array(items), "bind") => items.iter().map(scalar_text).collect(),
-            (toml::Value::Array(items), "forwarded_allow_ips") => {
+            (toml::Value::Array(items), "forwarded_allow_ips" | "proxy_allow_from") => {
                 vec![items.iter().map(scalar_text).collect::<Vec<_>>().join(",")]
             }
             _ => vec![scalar_text(&value)],
@@ -508,6 +528,13 @@ fn apply_defaults(
         request_timeout: args.request_timeout.and_then(nonzero),
         worker_connections: args.worker_connections.unwrap_or(d.worker_connections),
         forwarded_allow_ips,
+        header_map: args.header_map.unwrap_or(d.header_map),
+        permit_unconventional_http_method: args
+            .permit_unconventional_http_method
+            .unwrap_or(d.permit_unconventional_http_method),
+        casefold_http_method: args.casefold_http_method.unwrap_or(d.casefold_http_method),
+        proxy_protocol: args.proxy_protocol.unwrap_or(d.proxy_protocol),
+        proxy_allow_from: args.proxy_allow_from.unwrap_or(d.proxy_allow_from),
         access_logfile: args.access_logfile,
         access_logformat: args.access_logformat.unwrap_or(d.access_logformat),
         error_logfile: args.error_logfile.unwrap_or(d.error_logfile),

@@ -47,6 +47,17 @@ pub(super) fn to_toml(c: &Config) -> String {
     put("request_timeout", secs(c.request_timeout));
     put("worker_connections", int(c.worker_connections));
     put("forwarded_allow_ips", text(&c.forwarded_allow_ips));
+    put("header_map", text(c.header_map));
+    put(
+        "permit_unconventional_http_method",
+        Value::Boolean(c.permit_unconventional_http_method),
+    );
+    put(
+        "casefold_http_method",
+        Value::Boolean(c.casefold_http_method),
+    );
+    put("proxy_protocol", text(c.proxy_protocol));
+    put("proxy_allow_from", text(&c.proxy_allow_from));
     if let Some(target) = &c.access_logfile {
         put("access_logfile", text(target));
     }

@@ -302,3 +302,109 @@ fn validate_catches_what_types_do_not() {
     assert!(c.validate().unwrap_err().to_string().contains("107 bytes"));
     assert!(Config::default().max_head_size() >= 4094 + 100 * 8190);
 }
+
+#[test]
+fn gunicorn_parser_switches() {
+    let c = Config::resolve_with(cli(&[]), &env(&[])).unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Drop);
+    assert!(!c.permit_unconventional_http_method);
+    assert!(!c.casefold_http_method);
+    assert_eq!(c.proxy_protocol, ProxyProtocol::Off);
+    assert_eq!(c.proxy_allow_from, ForwardedAllowIps::default());
+
+    let c = Config::resolve_with(
+        cli(&[
+            "--header-map",
+            "refuse",
+            "--permit-unconventional-http-method",
+            "--casefold-http-method",
+            "--proxy-protocol",
+            "--proxy-allow-from",
+            "10.0.0.0/8",
+        ]),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Refuse);
+    assert!(c.permit_unconventional_http_method && c.casefold_http_method);
+    assert_eq!(c.proxy_protocol, ProxyProtocol::Auto, "no value means auto");
+    assert!(c.proxy_allow_from.allows("10.1.2.3".parse().unwrap()));
+    assert!(!c.proxy_allow_from.allows("127.0.0.1".parse().unwrap()));
+    assert_eq!(
+        cli(&["--proxy-protocol", "v2"]).proxy_protocol,
+        Some(ProxyProtocol::V2)
+    );
+    assert_eq!(
+        cli(&["--casefold-http-method=false"]).casefold_http_method,
+        Some(false)
+    );
+
+    let e = env(&[
+        ("FERRICORN_HEADER_MAP", "dangerous"),
+        ("FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD", "true"),
+        ("FERRICORN_PROXY_PROTOCOL", "v1"),
+        ("FERRICORN_PROXY_ALLOW_FROM", "*"),
+    ]);
+    let c = Config::resolve_with(cli(&[]), &e).unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Dangerous);
+    assert!(c.permit_unconventional_http_method);
+    assert_eq!(c.proxy_protocol, ProxyProtocol::V1);
+    assert_eq!(c.proxy_allow_from, ForwardedAllowIps::All);
+
+    let path = write_config(
+        "switches.toml",
+        "header_map = \"refuse\"\ncasefold_http_method = true\nproxy_protocol = \"auto\"\nproxy_allow_from = [\"192.0.2.1\", \"::1\"]\n",
+    );
+    let c = Config::resolve_with(cli(&["-c", path.to_str().unwrap()]), &env(&[])).unwrap();
+    assert_eq!(c.header_map, HeaderMapMode::Refuse);
+    assert!(c.casefold_http_method);
+    assert_eq!(c.proxy_protocol, ProxyProtocol::Auto);
+    assert_eq!(c.proxy_allow_from.to_string(), "192.0.2.1,::1");
+    // They print and read back.
+    let printed = c.to_toml();
+    let back = write_config("switches-printed.toml", &printed);
+    let back = Config::resolve_with(cli(&["-c", back.to_str().unwrap()]), &env(&[])).unwrap();
+    assert_eq!(
+        back.to_toml().lines().skip(1).collect::<Vec<_>>(),
+        printed.lines().skip(1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn gunicorn_parser_switch_errors_name_the_flag() {
+    let e = cli_err(&["--header-map", "keep"]);
+    assert!(
+        e.contains("'--header-map <MODE>'") && e.contains("drop, refuse, dangerous"),
+        "{e}"
+    );
+    let e = cli_err(&["--proxy-protocol", "v3"]);
+    assert!(
+        e.contains("--proxy-protocol") && e.contains("off, v1, v2, auto"),
+        "{e}"
+    );
+    let e = cli_err(&["--casefold-http-method=maybe"]);
+    assert!(
+        e.contains("--casefold-http-method") && e.contains("true or false"),
+        "{e}"
+    );
+    let e = cli_err(&["--proxy-allow-from", "nope"]);
+    assert!(e.contains("--proxy-allow-from <IPS>"), "{e}");
+    for (var, flag) in [
+        ("FERRICORN_HEADER_MAP", "--header-map <MODE>"),
+        ("FERRICORN_PROXY_PROTOCOL", "--proxy-protocol [<MODE>]"),
+        (
+            "FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD",
+            "--permit-unconventional-http-method[=<BOOL>]",
+        ),
+        (
+            "FERRICORN_CASEFOLD_HTTP_METHOD",
+            "--casefold-http-method[=<BOOL>]",
+        ),
+        ("FERRICORN_PROXY_ALLOW_FROM", "--proxy-allow-from <IPS>"),
+    ] {
+        let e = Config::resolve_with(cli(&[]), &env(&[(var, "bogus")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("'{flag}'")) && e.contains(var), "{e}");
+    }
+}

@@ -217,6 +217,112 @@ pub fn parse_forwarded_allow_ips(s: &str) -> Result<ForwardedAllowIps, String> {
     Ok(ForwardedAllowIps::List(nets))
 }
 
+/// What happens to a request header field whose name contains `_`
+/// (`--header-map`, Gunicorn's setting of that name).
+///
+/// Such names are valid tokens, but WSGI-style environments (our
+/// [`environ()`](ferricorn_app_interface::environ()) among them) map `-` to
+/// `_`, so `X_Forwarded_For` and `X-Forwarded-For` would land on one key
+/// and an application could not tell which it read. Nginx ignores such
+/// fields by default (`underscores_in_headers off`) for the same reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HeaderMapMode {
+    /// Remove the field before the application sees it (Gunicorn's
+    /// default). It still counts against the field limits.
+    #[default]
+    Drop,
+    /// Refuse the request with 400.
+    Refuse,
+    /// Pass the field to the application as sent.
+    Dangerous,
+}
+
+impl HeaderMapMode {
+    /// The spelling `--header-map` accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderMapMode::Drop => "drop",
+            HeaderMapMode::Refuse => "refuse",
+            HeaderMapMode::Dangerous => "dangerous",
+        }
+    }
+}
+
+impl fmt::Display for HeaderMapMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `--header-map`.
+pub fn parse_header_map(s: &str) -> Result<HeaderMapMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "drop" => Ok(HeaderMapMode::Drop),
+        "refuse" => Ok(HeaderMapMode::Refuse),
+        "dangerous" => Ok(HeaderMapMode::Dangerous),
+        _ => Err("expected one of drop, refuse, dangerous".into()),
+    }
+}
+
+/// Which PROXY protocol headers a connection may begin with
+/// (`--proxy-protocol`, Gunicorn's setting of that name).
+///
+/// In every mode but `off` the header is optional, as in Gunicorn: a
+/// connection that does not begin with one is served as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProxyProtocol {
+    /// No PROXY header is looked for.
+    #[default]
+    Off,
+    /// The text header (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// The binary header.
+    V2,
+    /// Either.
+    Auto,
+}
+
+impl ProxyProtocol {
+    /// The spelling `--proxy-protocol` accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+            ProxyProtocol::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for ProxyProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `--proxy-protocol`: `off`, `v1`, `v2` or `auto`, and the other
+/// spellings Gunicorn accepts (`true`/`1` for auto, `false`/`0`/`none`
+/// for off).
+pub fn parse_proxy_protocol(s: &str) -> Result<ProxyProtocol, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" | "none" => Ok(ProxyProtocol::Off),
+        "v1" => Ok(ProxyProtocol::V1),
+        "v2" => Ok(ProxyProtocol::V2),
+        "auto" | "true" | "1" => Ok(ProxyProtocol::Auto),
+        _ => Err("expected one of off, v1, v2, auto".into()),
+    }
+}
+
+/// Parses a switch: `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`),
+/// as the environment and the config file give it.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
 /// Where a log goes: `-` (stdout for the access log, stderr for the error
 /// log, as in Gunicorn) or a file, appended to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -456,6 +562,33 @@ mod tests {
         assert_eq!(allow.to_string(), "127.0.0.1,::1,10.0.0.0/8");
         let zero = parse_forwarded_allow_ips("0.0.0.0/0").unwrap();
         assert!(zero.allows("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn switches_and_modes() {
+        assert_eq!(parse_bool("true"), Ok(true));
+        assert_eq!(parse_bool(" 0 "), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+        assert_eq!(parse_header_map("Refuse"), Ok(HeaderMapMode::Refuse));
+        assert!(parse_header_map("keep").is_err());
+        for m in [
+            HeaderMapMode::Drop,
+            HeaderMapMode::Refuse,
+            HeaderMapMode::Dangerous,
+        ] {
+            assert_eq!(parse_header_map(m.as_str()), Ok(m));
+        }
+        assert_eq!(parse_proxy_protocol("true"), Ok(ProxyProtocol::Auto));
+        assert_eq!(parse_proxy_protocol("none"), Ok(ProxyProtocol::Off));
+        assert!(parse_proxy_protocol("v3").is_err());
+        for m in [
+            ProxyProtocol::Off,
+            ProxyProtocol::V1,
+            ProxyProtocol::V2,
+            ProxyProtocol::Auto,
+        ] {
+            assert_eq!(parse_proxy_protocol(m.as_str()), Ok(m));
+        }
     }
 
     #[test]

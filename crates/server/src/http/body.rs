@@ -3,7 +3,9 @@
 //! - [`LimitedIncoming`]: the request body as hyper delivers it, cut off at
 //!   `--limit-request-body` while it streams: the application sees
 //!   [`BodyError::TooLarge`] as soon as the limit is crossed, whether it
-//!   reads chunk by chunk or collects.
+//!   reads chunk by chunk or collects. Its trailer fields pass the same
+//!   rules as header fields where they apply (the forbidden names, and
+//!   `--header-map`, as Gunicorn applies it to both).
 //! - [`TrackedBody`]: the application's response body, counted for the
 //!   access log; its end (or drop, when the client goes away) finishes the
 //!   request's bookkeeping.
@@ -19,7 +21,9 @@ use ferricorn_app_interface::{Body, BodyError, BoxError};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::limits;
 use super::service::Finish;
+use crate::config::HeaderMapMode;
 
 /// A request body with a byte limit enforced while streaming.
 pub(crate) struct LimitedIncoming {
@@ -28,6 +32,8 @@ pub(crate) struct LimitedIncoming {
     seen: u64,
     done: bool,
     flags: Arc<BodyFlags>,
+    /// `--header-map`, for trailer fields.
+    header_map: HeaderMapMode,
 }
 
 /// What went wrong while the application read the body, for the service
@@ -54,13 +60,19 @@ impl BodyFlags {
 const FORBIDDEN_TRAILERS: &[&str] = &["content-length", "transfer-encoding", "host"];
 
 impl LimitedIncoming {
-    pub fn new(inner: Incoming, limit: Option<u64>, flags: Arc<BodyFlags>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        limit: Option<u64>,
+        flags: Arc<BodyFlags>,
+        header_map: HeaderMapMode,
+    ) -> Self {
         LimitedIncoming {
             inner,
             limit,
             seen: 0,
             done: false,
             flags,
+            header_map,
         }
     }
 
@@ -114,6 +126,16 @@ impl http_body::Body for LimitedIncoming {
                 return self.malformed(format!("{name} is not allowed in trailers").into());
             }
         }
+        // Trailers are rare: only they pay for `--header-map`.
+        let frame = match frame.into_trailers() {
+            Ok(mut trailers) => {
+                if let Err(e) = limits::apply_header_map(&mut trailers, None, self.header_map) {
+                    return self.malformed(format!("in trailers: {e}").into());
+                }
+                Frame::trailers(trailers)
+            }
+            Err(frame) => frame,
+        };
         Poll::Ready(Some(Ok(frame)))
     }
 

@@ -140,13 +140,15 @@ enum Expiry {
 }
 
 impl Activity {
-    pub fn new(head_cap: usize) -> Arc<Activity> {
+    /// The activity of a connection accepted at `accepted` (its first
+    /// head is due `--header-timeout` after that).
+    pub fn new(head_cap: usize, accepted: Instant) -> Arc<Activity> {
         Arc::new(Activity {
             head_cap,
             state: Mutex::new(State {
                 in_flight: 0,
                 served: 0,
-                idle_since: Instant::now(),
+                idle_since: accepted,
                 head_started: None,
                 capture: HeadCapture::default(),
                 wake_on_idle: false,
@@ -438,7 +440,10 @@ async fn close<Io>(
 /// [`LINGER_IDLE`], [`LINGER_TOTAL`] or [`LINGER_MAX_BYTES`] is reached,
 /// or the worker stops (so a drain never waits on it past
 /// `--graceful-timeout`). Returns the bytes discarded and why it ended.
-async fn linger<Io>(io: &mut Io, phase: &mut watch::Receiver<Phase>) -> (u64, &'static str)
+pub(crate) async fn linger<Io>(
+    io: &mut Io,
+    phase: &mut watch::Receiver<Phase>,
+) -> (u64, &'static str)
 where
     Io: AsyncRead + Unpin,
 {
@@ -575,7 +580,7 @@ mod tests {
 
     #[test]
     fn deadlines_follow_the_connection() {
-        let a = Activity::new(8192);
+        let a = Activity::new(8192, Instant::now());
         let start = a.lock().idle_since;
         // First request: the head deadline runs from accept.
         assert_eq!(
@@ -610,7 +615,7 @@ mod tests {
 
     #[test]
     fn the_driver_wakes_before_any_deadline_a_request_can_bring() {
-        let a = Activity::new(8192);
+        let a = Activity::new(8192, Instant::now());
         drop(a.begin_request());
         let before = Instant::now();
         let g = a.begin_request();
@@ -630,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_drain_shortens_only_the_idle_deadline() {
-        let a = Activity::new(8192);
+        let a = Activity::new(8192, Instant::now());
         let drain = Instant::now();
         // Before the first request: the head deadline, as without a drain.
         assert_eq!(a.deadline(T, Some(drain)), a.deadline(T, None));

@@ -65,6 +65,35 @@ pub enum ProtocolError {
     /// More than one `Host` field line (RFC 9112 section 3.2).
     #[error("more than one Host header field")]
     RepeatedHost,
+    /// More than one `Content-Type` field line: its grammar holds one
+    /// value, so two cannot be merged (RFC 9110 section 5.3) and which one
+    /// counts is anyone's guess. Gunicorn refuses it too.
+    #[error("more than one Content-Type header field")]
+    RepeatedContentType,
+    /// More than one empty line before the request line (RFC 9112 section
+    /// 2.2 asks a server to skip at least one; Gunicorn skips exactly one).
+    #[error("more than one empty line before the request line")]
+    LeadingEmptyLines,
+    /// A method Gunicorn refuses unless `--permit-unconventional-http-method`:
+    /// with lower-case letters or `#`, or not 3 to 20 characters long.
+    #[error("unconventional method (lower case, '#', or not 3 to 20 characters); --permit-unconventional-http-method accepts it")]
+    UnconventionalMethod,
+    /// A header field name with `_` under `--header-map refuse`.
+    #[error("header field name {0} contains '_' (--header-map refuse)")]
+    UnderscoreInFieldName(String),
+    /// A trusted proxy's `X-Forwarded-Proto`, `X-Forwarded-Ssl` and
+    /// `X-Forwarded-Protocol` fields disagree on whether the client used
+    /// HTTPS (Gunicorn's `InvalidSchemeHeaders`).
+    #[error(
+        "contradictory scheme headers (X-Forwarded-Proto, X-Forwarded-Ssl, X-Forwarded-Protocol)"
+    )]
+    ContradictorySchemeHeaders,
+    /// A malformed PROXY protocol header (`--proxy-protocol`).
+    #[error("invalid PROXY protocol header: {0}")]
+    InvalidProxyHeader(&'static str),
+    /// A PROXY protocol header from a peer not in `--proxy-allow-from`.
+    #[error("PROXY protocol header from a peer not in --proxy-allow-from")]
+    ForbiddenProxyHeader,
     /// A body declared or streamed past `--limit-request-body`.
     #[error("request body is over --limit-request-body ({limit} bytes)")]
     BodyTooLarge {
@@ -94,7 +123,16 @@ impl ProtocolError {
             | ProtocolError::RepeatedContentLength
             | ProtocolError::InvalidTransferEncoding(_)
             | ProtocolError::InvalidFraming(_)
-            | ProtocolError::RepeatedHost => Some((StatusCode::BAD_REQUEST, true)),
+            | ProtocolError::RepeatedHost
+            | ProtocolError::RepeatedContentType
+            | ProtocolError::LeadingEmptyLines
+            | ProtocolError::UnconventionalMethod
+            | ProtocolError::UnderscoreInFieldName(_)
+            | ProtocolError::ContradictorySchemeHeaders
+            | ProtocolError::InvalidProxyHeader(_) => Some((StatusCode::BAD_REQUEST, true)),
+            // Gunicorn's answer to a PROXY header from a peer it does not
+            // trust with one.
+            ProtocolError::ForbiddenProxyHeader => Some((StatusCode::FORBIDDEN, true)),
             ProtocolError::HeadTimeout => None,
         }
     }

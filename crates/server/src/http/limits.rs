@@ -1,6 +1,7 @@
 //! Request-head limits with Gunicorn's names, and the head rules hyper does
-//! not apply (a repeated Host), checked on the parsed head before the
-//! application is called.
+//! not apply (a repeated Host or Content-Type, Gunicorn's method and
+//! header-name policies), checked on the parsed head before the application
+//! is called.
 //!
 //! hyper enforces the count of fields itself (`max_headers`, 431) and the
 //! whole head's size (`max_buf_size`, 431), which we size so that a head
@@ -9,13 +10,15 @@
 //! checked here on what hyper parsed. As in Gunicorn, the request line is
 //! measured without its CRLF and a field line with it.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use ferricorn_app_interface::HeaderOrder;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
-use http::Method;
+use http::{HeaderMap, HeaderName, Method};
 
 use super::error::ProtocolError;
 use super::order::RawHead;
-use super::Limits;
+use super::{HeadRules, Limits};
+use crate::config::HeaderMapMode;
 
 /// Checks a parsed head against the limits.
 pub(crate) fn check_head(
@@ -40,11 +43,15 @@ pub(crate) fn check_head(
     if raw.bare_lf {
         return Err(ProtocolError::BareLineFeed);
     }
+    if raw.leading_empty_lines {
+        return Err(ProtocolError::LeadingEmptyLines);
+    }
     // One pass over the fields gathers what the checks below need (a
     // lookup by name would hash it; here a standard name compares by tag).
     let mut content_lengths = 0usize;
     let mut transfer_encoding = false;
     let mut hosts = 0usize;
+    let mut content_types = 0usize;
     let mut too_large = None;
     for (name, value) in &parts.headers {
         if name == CONTENT_LENGTH {
@@ -53,6 +60,8 @@ pub(crate) fn check_head(
             transfer_encoding = true;
         } else if name == HOST {
             hosts += 1;
+        } else if name == CONTENT_TYPE {
+            content_types += 1;
         }
         let len = name.as_str().len() + ": ".len() + value.len() + "\r\n".len();
         if len > limits.field_size && too_large.is_none() {
@@ -77,6 +86,9 @@ pub(crate) fn check_head(
     if hosts > 1 {
         return Err(ProtocolError::RepeatedHost);
     }
+    if content_types > 1 {
+        return Err(ProtocolError::RepeatedContentType);
+    }
     if count > limits.fields {
         return Err(ProtocolError::TooManyFields {
             count,
@@ -91,6 +103,78 @@ pub(crate) fn check_head(
         });
     }
     Ok(())
+}
+
+/// Gunicorn's method policy. Unless `--permit-unconventional-http-method`,
+/// a method with lower-case letters or `#`, or shorter than 3 or longer
+/// than 20 characters, is refused: every registered method passes, and a
+/// method that differs from one only in case is not served as something it
+/// is not. Then `--casefold-http-method` upper-cases it (after the check,
+/// as in Gunicorn, so it alone does not let lower case in).
+///
+/// `Ok(true)`: the method was upper-cased into `HEAD` or `CONNECT`. hyper
+/// read it as sent, an ordinary method, and frames the response as such
+/// (a `head` is answered with a body), while the application and a client
+/// that meant `HEAD` expect no body: the connection must close after the
+/// response, so that no one reads those bytes as the next response.
+///
+/// For the usual request this reads a few bytes and allocates nothing.
+pub(crate) fn check_method(method: &mut Method, rules: &HeadRules) -> Result<bool, ProtocolError> {
+    let text = method.as_str();
+    if !rules.permit_unconventional_method
+        && (!(3..=20).contains(&text.len())
+            || text.bytes().any(|b| b.is_ascii_lowercase() || b == b'#'))
+    {
+        return Err(ProtocolError::UnconventionalMethod);
+    }
+    if rules.casefold_method && text.bytes().any(|b| b.is_ascii_lowercase()) {
+        // The upper case of a token is a token, so this cannot fail; the
+        // method is left as it was if it somehow did.
+        if let Ok(upper) = Method::from_bytes(text.to_ascii_uppercase().as_bytes()) {
+            *method = upper;
+            return Ok(*method == Method::HEAD || *method == Method::CONNECT);
+        }
+    }
+    Ok(false)
+}
+
+/// `--header-map`: what becomes of header fields whose names contain `_`
+/// (see [`HeaderMapMode`]). Dropped fields leave both the map and the
+/// arrival order (`order`), and keep the order of the rest. Runs after
+/// [`check_head`], so that dropped fields still count against the limits,
+/// as in Gunicorn.
+///
+/// The usual request has no such name: one pass over the names, no
+/// allocation.
+pub(crate) fn apply_header_map(
+    headers: &mut HeaderMap,
+    order: Option<&mut HeaderOrder>,
+    mode: HeaderMapMode,
+) -> Result<(), ProtocolError> {
+    if mode == HeaderMapMode::Dangerous {
+        return Ok(());
+    }
+    let Some(name) = headers.keys().find(|n| has_underscore(n)) else {
+        return Ok(());
+    };
+    if mode == HeaderMapMode::Refuse {
+        return Err(ProtocolError::UnderscoreInFieldName(name.to_string()));
+    }
+    // Rebuilt rather than `remove`d: removing from a `HeaderMap` moves its
+    // last name into the hole, which would scramble the arrival order.
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers.iter().filter(|(n, _)| !has_underscore(n)) {
+        kept.append(name.clone(), value.clone());
+    }
+    *headers = kept;
+    if let Some(order) = order {
+        order.0.retain(|(n, _)| !has_underscore(n));
+    }
+    Ok(())
+}
+
+fn has_underscore(name: &HeaderName) -> bool {
+    name.as_str().as_bytes().contains(&b'_')
 }
 
 /// The transfer codings, over all `Transfer-Encoding` lines, must end in
@@ -301,6 +385,131 @@ mod tests {
         assert_eq!(
             check_head(&parts("/", &[]), &raw, &l),
             Err(ProtocolError::InvalidFraming("chunk size missing"))
+        );
+    }
+
+    #[test]
+    fn repeated_content_type() {
+        let two = [("content-type", "a/b"), ("content-type", "c/d")];
+        let l = Limits {
+            request_line: 100,
+            fields: 10,
+            field_size: 100,
+            ..limits()
+        };
+        assert_eq!(
+            check_head_ok(&parts("/", &two), &l),
+            Err(ProtocolError::RepeatedContentType)
+        );
+        assert!(check_head_ok(&parts("/", &two[..1]), &l).is_ok());
+    }
+
+    #[test]
+    fn method_policy() {
+        let gunicorn = HeadRules::default();
+        let check = |m: &str, rules: &HeadRules| {
+            let mut method = Method::from_bytes(m.as_bytes()).unwrap();
+            check_method(&mut method, rules).map(|_| method.as_str().to_owned())
+        };
+        for ok in [
+            "GET",
+            "DELETE",
+            "-BLARGH",
+            "M-SEARCH",
+            "VERSION-CONTROL",
+            "ABCDEFGHIJKLMNOPQRST",
+        ] {
+            assert_eq!(check(ok, &gunicorn).as_deref(), Ok(ok));
+        }
+        for bad in ["get", "Get", "-bl", "GE", "ABCDEFGHIJKLMNOPQRSTU", "GET#"] {
+            assert_eq!(
+                check(bad, &gunicorn),
+                Err(ProtocolError::UnconventionalMethod),
+                "{bad}"
+            );
+        }
+        let permit = HeadRules {
+            permit_unconventional_method: true,
+            ..HeadRules::default()
+        };
+        assert_eq!(check("-blargh", &permit).as_deref(), Ok("-blargh"));
+        assert_eq!(check("GE", &permit).as_deref(), Ok("GE"));
+        let casefold = HeadRules {
+            casefold_method: true,
+            ..permit
+        };
+        assert_eq!(check("-blargh", &casefold).as_deref(), Ok("-BLARGH"));
+        assert_eq!(check("get", &casefold), Ok("GET".to_owned()));
+        let mut head = Method::from_bytes(b"head").unwrap();
+        assert_eq!(check_method(&mut head, &casefold), Ok(true), "reframed");
+        assert_eq!(head, Method::HEAD);
+        let mut get = Method::from_bytes(b"get").unwrap();
+        assert_eq!(check_method(&mut get, &casefold), Ok(false));
+        // Casefolding alone does not let lower case in (as in Gunicorn).
+        let only_casefold = HeadRules {
+            casefold_method: true,
+            ..HeadRules::default()
+        };
+        assert!(check("get", &only_casefold).is_err());
+    }
+
+    #[test]
+    fn header_map_modes() {
+        let fields = [
+            ("transfer_encoding", "tricked"),
+            ("content-length", "7"),
+            ("x-a", "1"),
+            ("content_length", "-1E23"),
+            ("x-b", "2"),
+        ];
+        let run = |mode| {
+            let mut p = parts("/", &fields);
+            let mut order = HeaderOrder(
+                p.headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect(),
+            );
+            let result = apply_header_map(&mut p.headers, Some(&mut order), mode);
+            let names = |it: Vec<&HeaderName>| it.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+            (
+                result,
+                names(p.headers.keys().collect()),
+                names(order.0.iter().map(|(n, _)| n).collect()),
+            )
+        };
+        let all = [
+            "transfer_encoding",
+            "content-length",
+            "x-a",
+            "content_length",
+            "x-b",
+        ];
+        let (r, map, order) = run(HeaderMapMode::Dangerous);
+        assert_eq!(r, Ok(()));
+        assert_eq!(map, all);
+        assert_eq!(order, all);
+        let (r, map, order) = run(HeaderMapMode::Drop);
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            map,
+            ["content-length", "x-a", "x-b"],
+            "the rest keep their order"
+        );
+        assert_eq!(order, map);
+        let (r, map, _) = run(HeaderMapMode::Refuse);
+        assert_eq!(
+            r,
+            Err(ProtocolError::UnderscoreInFieldName(
+                "transfer_encoding".into()
+            ))
+        );
+        assert_eq!(map, all, "nothing dropped");
+        // No such name: nothing changes.
+        let mut p = parts("/", &[("x-a", "1")]);
+        assert_eq!(
+            apply_header_map(&mut p.headers, None, HeaderMapMode::Refuse),
+            Ok(())
         );
     }
 

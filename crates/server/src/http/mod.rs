@@ -8,6 +8,8 @@
 //!   body counted for the access log.
 //! - `limits`: request line and header field limits.
 //! - `proxy`: `--forwarded-allow-ips` and the forwarding headers.
+//! - `proxy_protocol`: `--proxy-protocol`, the PROXY header a connection
+//!   may begin with.
 //! - `order`: the raw heads (arrival order of fields, what hyper's parse
 //!   hides) and the framing of the bytes between them.
 //! - `chunked`: the strict check of chunked request bodies.
@@ -26,11 +28,12 @@ pub mod error;
 mod limits;
 mod order;
 mod proxy;
+mod proxy_protocol;
 mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferricorn_app_interface::{BlockingSpawner, ServerAddr, SharedSpawner};
 use hyper::server::conn::http1;
@@ -38,7 +41,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::config::{Config, ForwardedAllowIps};
+use crate::config::{Config, ForwardedAllowIps, HeaderMapMode, ProxyProtocol};
 use crate::worker::WorkerContext;
 use conn::{Activity, Phase, Timeouts, TrackedIo};
 use service::{ConnMeta, ConnService};
@@ -50,6 +53,15 @@ pub(crate) struct Limits {
     pub fields: usize,
     pub field_size: usize,
     pub body: Option<u64>,
+}
+
+/// Gunicorn's request-head policies, resolved: `--header-map`,
+/// `--permit-unconventional-http-method`, `--casefold-http-method`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HeadRules {
+    pub header_map: HeaderMapMode,
+    pub permit_unconventional_method: bool,
+    pub casefold_method: bool,
 }
 
 /// What every connection of a worker shares.
@@ -64,6 +76,10 @@ pub(crate) struct Shared<A> {
 pub(crate) struct HttpSettings {
     pub limits: Limits,
     pub forwarded: ForwardedAllowIps,
+    pub rules: HeadRules,
+    /// `--proxy-protocol` and `--proxy-allow-from`.
+    pub proxy_protocol: ProxyProtocol,
+    pub proxy_allow: ForwardedAllowIps,
     pub request_timeout: Option<Duration>,
     pub timeouts: Timeouts,
     /// The largest head hyper accepts (`Config::max_head_size`).
@@ -93,6 +109,13 @@ impl HttpSettings {
                 body: config.limit_request_body,
             },
             forwarded: config.forwarded_allow_ips.clone(),
+            rules: HeadRules {
+                header_map: config.header_map,
+                permit_unconventional_method: config.permit_unconventional_http_method,
+                casefold_method: config.casefold_http_method,
+            },
+            proxy_protocol: config.proxy_protocol,
+            proxy_allow: config.proxy_allow_from.clone(),
             request_timeout: config.request_timeout,
             timeouts: Timeouts {
                 header: config.header_timeout,
@@ -114,25 +137,35 @@ impl BlockingSpawner for TokioSpawner {
 }
 
 /// Serves one accepted connection until it closes or the worker stops.
+/// `peer` is the socket's peer (`None` on a Unix socket); a PROXY header
+/// (`--proxy-protocol`) may name the client behind it.
 pub(crate) async fn serve_connection<A, S>(
     shared: Arc<Shared<A>>,
     stream: S,
     peer: Option<SocketAddr>,
     server: ServerAddr,
-    phase: watch::Receiver<Phase>,
+    mut phase: watch::Receiver<Phase>,
 ) where
     A: ferricorn_app_interface::Application,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Activity::new(shared.settings.head_cap);
+    let accepted = Instant::now();
+    let Some((stream, proxied)) =
+        proxy_protocol::accept(stream, peer, &shared.settings, &mut phase).await
+    else {
+        return;
+    };
+    // The client: the one a PROXY header named, else the socket's peer.
+    let client = proxied.or(peer);
+    let activity = Activity::new(shared.settings.head_cap, accepted);
     let io = TokioIo::new(TrackedIo::new(stream, Arc::clone(&activity)));
     let timeouts = shared.settings.timeouts;
-    let peer_name = peer.map_or_else(|| server.to_string(), |p| p.to_string());
+    let peer_name = client.map_or_else(|| server.to_string(), |p| p.to_string());
     let service = ConnService {
         shared: Arc::clone(&shared),
         conn: Arc::new(ConnMeta {
             peer,
-            proxy_peer: proxy::Peer::new(peer, &shared.settings.forwarded),
+            proxy_peer: proxy::Peer::new(client, &shared.settings.forwarded),
             server,
             activity: Arc::clone(&activity),
             body_flags: Arc::default(),
@@ -144,10 +177,15 @@ pub(crate) async fn serve_connection<A, S>(
 }
 
 /// Answers a connection over `--worker-connections` with 503 and closes
-/// it. It reads the request first, so the client sees the answer rather
+/// it. It reads the request first (after a PROXY header, when
+/// `--proxy-protocol` allows one), so the client sees the answer rather
 /// than a reset, within `--header-timeout`.
-pub(crate) async fn refuse_connection<S>(stream: S, settings: &HttpSettings)
-where
+pub(crate) async fn refuse_connection<S>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    settings: &HttpSettings,
+    mut phase: watch::Receiver<Phase>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = http1::Builder::new();
@@ -166,9 +204,14 @@ where
         Ok::<_, std::convert::Infallible>(res)
     });
     let limit = settings.timeouts.header.unwrap_or(Duration::from_secs(10));
-    let _ = tokio::time::timeout(
-        limit,
-        builder.serve_connection(TokioIo::new(stream), service),
-    )
+    let _ = tokio::time::timeout(limit, async {
+        let Some((stream, _)) = proxy_protocol::accept(stream, peer, settings, &mut phase).await
+        else {
+            return;
+        };
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
     .await;
 }

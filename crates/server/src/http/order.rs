@@ -43,6 +43,10 @@ pub(crate) struct RawHead {
     /// does, and so do we, since parsers that disagree on line ends are how
     /// requests get smuggled).
     pub bare_lf: bool,
+    /// More than one empty line came before the request line (httparse
+    /// skips any number; RFC 9112 section 2.2 asks to skip at least one,
+    /// Gunicorn skips exactly one, and so do we).
+    pub leading_empty_lines: bool,
     /// Both Content-Length and Transfer-Encoding were sent (hyper drops
     /// the Content-Length from the map, so only the raw head shows it).
     pub both_framings: bool,
@@ -181,10 +185,12 @@ impl HeadCapture {
             && !headers.contains_key(TRANSFER_ENCODING)
         {
             let (len, bare_lf) = scan_head(&self.buf, parts).ok_or(LOST)?;
+            let leading_empty_lines = self.buf.starts_with(b"\r\n\r\n");
             self.buf.drain(..len);
             self.body = Body::None;
             return Ok(RawHead {
                 bare_lf,
+                leading_empty_lines,
                 ..RawHead::default()
             });
         }
@@ -232,9 +238,12 @@ impl HeadCapture {
                 transfer_encodings += 1;
             }
         }
+        // Two CRLFs; an LF alone anywhere is `bare_lf` already.
+        let leading_empty_lines = head.starts_with(b"\r\n\r\n");
         let mut raw = RawHead {
             order: None,
             bare_lf,
+            leading_empty_lines,
             both_framings: content_lengths > 0 && transfer_encodings > 0,
             repeated_content_length: content_lengths > 1,
             framing: None,
@@ -440,6 +449,18 @@ mod tests {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         cap.push(raw, 8192).unwrap();
         assert!(!cap.inspect(&parse(raw)).bare_lf);
+    }
+
+    #[test]
+    fn leading_empty_lines_are_seen() {
+        let mut cap = HeadCapture::default();
+        let one = b"\r\nGET / HTTP/1.1\r\n\r\n";
+        cap.push(one, 8192).unwrap();
+        let raw = cap.inspect(&parse(one));
+        assert!(!raw.leading_empty_lines && raw.framing.is_none());
+        let two = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        cap.push(two, 8192).unwrap();
+        assert!(cap.inspect(&parse(two)).leading_empty_lines);
     }
 
     #[test]

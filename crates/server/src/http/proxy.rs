@@ -9,6 +9,16 @@
 //! From a trusted peer, RFC 7239 `Forwarded` wins over the `X-Forwarded-*`
 //! family when both are present, since it is the standard.
 //!
+//! # Scheme headers
+//!
+//! `X-Forwarded-Proto: https`, `X-Forwarded-Ssl: on` and
+//! `X-Forwarded-Protocol: ssl` each say HTTPS (Gunicorn's default
+//! `secure_scheme_headers`); any other value of one of them says HTTP.
+//! When a trusted peer sends several that disagree, the request is refused
+//! with 400, as Gunicorn does ("Contradictory scheme headers"): one of them
+//! was not written by the proxy, and guessing which could hand a plain-HTTP
+//! client a secure session.
+//!
 //! # Which entry names the client
 //!
 //! Each proxy appends the address it received the request from (Nginx's
@@ -31,6 +41,7 @@ use std::net::{IpAddr, SocketAddr};
 use ferricorn_app_interface::Scheme;
 use http::{HeaderMap, HeaderName};
 
+use super::error::ProtocolError;
 use crate::config::ForwardedAllowIps;
 
 /// The client as the application should see it.
@@ -79,21 +90,34 @@ pub(crate) fn client_facts(
     headers: &HeaderMap,
     allow: &ForwardedAllowIps,
 ) -> ClientFacts {
-    facts_of(&Peer::new(peer, allow), headers, allow)
+    facts_of(&Peer::new(peer, allow), headers, allow).expect("no contradictory scheme headers")
 }
 
-/// Applies the proxy rules to a request from `peer`.
-pub(crate) fn facts_of(peer: &Peer, headers: &HeaderMap, allow: &ForwardedAllowIps) -> ClientFacts {
-    let mut facts = ClientFacts {
+/// The client as the socket peer alone shows it, before any header is read.
+pub(crate) fn peer_facts(peer: &Peer) -> ClientFacts {
+    ClientFacts {
         remote_addr: peer.name.clone(),
         remote_port: peer.addr.map(|p| p.port()),
         scheme: Scheme::Http,
-    };
+    }
+}
+
+/// Applies the proxy rules to a request from `peer`. `Err`: a trusted
+/// peer's scheme headers contradict each other (see the module docs).
+pub(crate) fn facts_of(
+    peer: &Peer,
+    headers: &HeaderMap,
+    allow: &ForwardedAllowIps,
+) -> Result<ClientFacts, ProtocolError> {
+    let mut facts = peer_facts(peer);
     // One pass over the names instead of five lookups, for the usual
     // request that carries no forwarding header.
     if !peer.trusted || !headers.keys().any(is_forwarding) {
-        return facts;
+        return Ok(facts);
     }
+    // Checked even when `Forwarded` decides, as Gunicorn (which does not
+    // read `Forwarded`) would.
+    let x_scheme = x_forwarded_scheme(headers)?;
     if let Some(elements) = forwarded_elements(headers) {
         if let Some(element) = pick_client(&elements, allow, |e| e.node.as_deref()) {
             if let Some((ip, port)) = element.node.as_deref().and_then(parse_node) {
@@ -104,7 +128,7 @@ pub(crate) fn facts_of(peer: &Peer, headers: &HeaderMap, allow: &ForwardedAllowI
                 facts.scheme = s;
             }
         }
-        return facts;
+        return Ok(facts);
     }
     if let Some(xff) = list_items(headers, &X_FORWARDED_FOR) {
         let item = pick_client(&xff, allow, |i| Some(i.as_str()));
@@ -113,16 +137,45 @@ pub(crate) fn facts_of(peer: &Peer, headers: &HeaderMap, allow: &ForwardedAllowI
             facts.remote_port = port;
         }
     }
-    if let Some(proto) = first_list_item(headers, &X_FORWARDED_PROTO) {
-        if let Some(s) = parse_scheme(&proto) {
-            facts.scheme = s;
-        }
-    } else if header_is(headers, &X_FORWARDED_SSL, "on")
-        || header_is(headers, &X_FORWARDED_PROTOCOL, "ssl")
-    {
-        facts.scheme = Scheme::Https;
+    if let Some(s) = x_scheme {
+        facts.scheme = s;
     }
-    facts
+    Ok(facts)
+}
+
+/// The scheme the `X-Forwarded-Proto`, `X-Forwarded-Ssl` and
+/// `X-Forwarded-Protocol` field lines say (see the module docs); `None`
+/// without any, `Err` when they disagree. Of a list the first item counts:
+/// what the proxy nearest the client saw.
+fn x_forwarded_scheme(headers: &HeaderMap) -> Result<Option<Scheme>, ProtocolError> {
+    let mut said = None;
+    for (name, secure) in [
+        (&X_FORWARDED_PROTO, "https"),
+        (&X_FORWARDED_SSL, "on"),
+        (&X_FORWARDED_PROTOCOL, "ssl"),
+    ] {
+        for value in headers.get_all(name) {
+            let first = value
+                .to_str()
+                .unwrap_or_default()
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let scheme = if first.eq_ignore_ascii_case(secure) {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            };
+            match said {
+                Some(earlier) if earlier != scheme => {
+                    return Err(ProtocolError::ContradictorySchemeHeaders)
+                }
+                _ => said = Some(scheme),
+            }
+        }
+    }
+    Ok(said)
 }
 
 /// Whether `name` is one of the forwarding headers read here.
@@ -146,13 +199,6 @@ fn parse_scheme(s: &str) -> Option<Scheme> {
     }
 }
 
-fn header_is(headers: &HeaderMap, name: &HeaderName, want: &str) -> bool {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
-}
-
 /// The hop that names the client in a forwarding list (oldest first): the
 /// right-most whose address is not a trusted proxy, else the left-most.
 /// A hop without an IP address ends the walk: what is left of it cannot
@@ -169,13 +215,6 @@ fn pick_client<'a, T>(
             None => true,
         })
         .or(hops.first())
-}
-
-/// The first item of a comma-separated header that may be repeated.
-fn first_list_item(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then(|| first.to_owned())
 }
 
 /// Every item of a comma-separated header, over all its field lines in
@@ -463,6 +502,63 @@ mod tests {
         assert_eq!(f.scheme, Scheme::Http);
         let f = facts(Some("127.0.0.1:1"), &[("x-forwarded-ssl", "on")]);
         assert_eq!(f.scheme, Scheme::Https);
+    }
+
+    /// Gunicorn's `InvalidSchemeHeaders`: a trusted peer's scheme headers
+    /// must agree; an untrusted peer's are not read at all.
+    #[test]
+    fn contradictory_scheme_headers_are_refused() {
+        let allow = ForwardedAllowIps::default();
+        let run = |peer: &str, pairs: &[(&str, &str)]| {
+            facts_of(
+                &Peer::new(Some(peer.parse().unwrap()), &allow),
+                &headers(pairs),
+                &allow,
+            )
+        };
+        let local = "127.0.0.1:1";
+        for pairs in [
+            &[("x-forwarded-proto", "https"), ("x-forwarded-ssl", "off")][..],
+            &[("x-forwarded-proto", "http"), ("x-forwarded-ssl", "on")],
+            &[
+                ("x-forwarded-protocol", "ssl"),
+                ("x-forwarded-proto", "http"),
+            ],
+            &[
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-proto", "http"),
+            ],
+            &[("x-forwarded-proto", "gopher"), ("x-forwarded-ssl", "on")],
+        ] {
+            assert_eq!(
+                run(local, pairs),
+                Err(ProtocolError::ContradictorySchemeHeaders),
+                "{pairs:?}"
+            );
+        }
+        let agree = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-ssl", "on"),
+            ("x-forwarded-protocol", "ssl"),
+        ];
+        assert_eq!(run(local, &agree).unwrap().scheme, Scheme::Https);
+        let agree = [("x-forwarded-proto", "http"), ("x-forwarded-ssl", "off")];
+        assert_eq!(run(local, &agree).unwrap().scheme, Scheme::Http);
+        let f = run(
+            "192.0.2.1:1",
+            &[("x-forwarded-proto", "https"), ("x-forwarded-ssl", "off")],
+        );
+        assert_eq!(f.unwrap().scheme, Scheme::Http, "untrusted: not read");
+        // Forwarded still decides, but the contradiction is refused anyway.
+        let f = run(
+            local,
+            &[
+                ("forwarded", "for=1.2.3.4;proto=https"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-ssl", "off"),
+            ],
+        );
+        assert_eq!(f, Err(ProtocolError::ContradictorySchemeHeaders));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The hyper service: one request from hyper's types to the application's
 //! and the response back, with the server's rules around the call.
 //!
-//! In order: count the request and register it in flight; pick its request
-//! id; apply the proxy rules; refuse it for a protocol limit (414, 431, or
-//! 413 for a declared body over the limit) without calling the application;
+//! In order: count the request; check its head (Gunicorn's method policy,
+//! the limits and head rules, `--header-map`) and apply the proxy rules;
+//! register it in flight and pick its request id; refuse it for a protocol
+//! error (400, 414, 431, or 413 for a declared body over the limit) without
+//! calling the application;
 //! call the application with the body streamed under the limit, catching a
 //! panic (empty 500) and applying `--request-timeout` (504); then add our
 //! headers. The request's bookkeeping (in-flight entry, keep-alive
@@ -146,11 +148,44 @@ fn begin<A: Application>(
     let settings = &shared.settings;
     let (mut parts, incoming) = req.into_parts();
     let (activity, mut raw) = conn.activity.begin(&parts);
+
+    // The head's checks come first: `--casefold-http-method` changes the
+    // method everything after sees, and a dropped header field (under
+    // `--header-map drop`) must be gone before the proxy rules, the access
+    // log and the application look.
+    let declared = http_body::Body::size_hint(&incoming).lower();
+    let mut reframed = false;
+    let mut refused = limits::check_method(&mut parts.method, &settings.rules)
+        .and_then(|casefolded_into_head_or_connect| {
+            reframed = casefolded_into_head_or_connect;
+            limits::check_head(&parts, &raw, &settings.limits)
+        })
+        .and_then(|()| {
+            limits::apply_header_map(
+                &mut parts.headers,
+                raw.order.as_mut(),
+                settings.rules.header_map,
+            )
+        })
+        .err();
     if let Some(order) = raw.order.take() {
         parts.extensions.insert(order);
     }
+    let facts = match proxy::facts_of(&conn.proxy_peer, &parts.headers, &settings.forwarded) {
+        Ok(facts) => facts,
+        Err(err) => {
+            refused = refused.or(Some(err));
+            proxy::peer_facts(&conn.proxy_peer)
+        }
+    };
+    let refused = refused.or_else(|| {
+        settings
+            .limits
+            .body
+            .filter(|limit| declared > *limit)
+            .map(|limit| ProtocolError::BodyTooLarge { limit })
+    });
 
-    let facts = proxy::facts_of(&conn.proxy_peer, &parts.headers, &settings.forwarded);
     let label = Arc::new(RequestLabel {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
@@ -188,16 +223,6 @@ fn begin<A: Application>(
     };
     conn.body_flags.reset();
 
-    let declared = http_body::Body::size_hint(&incoming).lower();
-    let refused = limits::check_head(&parts, &raw, &settings.limits)
-        .err()
-        .or_else(|| {
-            settings
-                .limits
-                .body
-                .filter(|limit| declared > *limit)
-                .map(|limit| ProtocolError::BodyTooLarge { limit })
-        });
     if let Some(err) = refused {
         let label = &exchange.finish.label;
         if logging::enabled(crate::config::LogLevel::Debug) {
@@ -212,6 +237,9 @@ fn begin<A: Application>(
         exchange.close = closes;
         return (exchange, Decision::Answer(empty(status)));
     }
+    // See `limits::check_method`: hyper frames the response for the method
+    // as sent, not as the application saw it.
+    exchange.close = reframed;
     parts.extensions.insert(ConnectionInfo {
         socket_peer: conn.peer,
         remote_addr: facts.remote_addr,
@@ -222,7 +250,12 @@ fn begin<A: Application>(
         request_id: exchange.finish.label.request_id().to_owned(),
     });
     parts.extensions.insert(shared.spawner.clone());
-    let body = LimitedIncoming::new(incoming, settings.limits.body, Arc::clone(&conn.body_flags));
+    let body = LimitedIncoming::new(
+        incoming,
+        settings.limits.body,
+        Arc::clone(&conn.body_flags),
+        settings.rules.header_map,
+    );
     let request = Request::from_parts(parts, Body::from_stream(body));
     (exchange, Decision::Call(request))
 }

@@ -234,10 +234,12 @@ async fn accept_loop<A: Application>(
                     max_conns
                 ));
                 let shared = Arc::clone(&shared);
+                let phase = phase.clone();
                 tokio::spawn(async move {
+                    let settings = &shared.settings;
                     match stream {
-                        Stream::Tcp(s) => http::refuse_connection(s, &shared.settings).await,
-                        Stream::Unix(s) => http::refuse_connection(s, &shared.settings).await,
+                        Stream::Tcp(s) => http::refuse_connection(s, peer, settings, phase).await,
+                        Stream::Unix(s) => http::refuse_connection(s, peer, settings, phase).await,
                     }
                 });
             }

@@ -396,8 +396,10 @@ fn request_id_of(headers: &HeaderMap) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            // Hex digits are a valid value.
-            HeaderValue::from_bytes(&new_request_id()).unwrap_or(HeaderValue::from_static("-"))
+            // Hex digits are a valid value. Owned bytes, so that the copy
+            // for the response header shares them instead of allocating.
+            HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(new_request_id()))
+                .unwrap_or(HeaderValue::from_static("-"))
         })
 }
 

@@ -7,8 +7,9 @@
 #
 # Builds the release binaries (root workspace and bench/subjects), installs
 # wrk when missing, creates bench/.venv with the pinned Python subjects
-# (bench/requirements.txt), then hands over to bench/run.py, which starts
-# each subject on 127.0.0.1, drives it with wrk and prints the table.
+# (bench/python-env.sh, from bench/requirements.txt), then hands over to
+# bench/run.py, which starts each subject on 127.0.0.1, drives it with wrk
+# and prints the table.
 # Set BENCH_SKIP_BUILD=1 to reuse binaries already built.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,13 +27,6 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   (cd "$here/subjects" && cargo build --release --quiet)
 fi
 
-venv="$here/.venv"
-stamp="$venv/.requirements"
-if ! cmp -s "$here/requirements.txt" "$stamp" 2>/dev/null; then
-  echo "creating $venv..." >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$stamp"
-fi
+bash "$here/python-env.sh"
 
-exec "$venv/bin/python" "$here/run.py" "$@"
+exec "$here/.venv/bin/python" "$here/run.py" "$@"

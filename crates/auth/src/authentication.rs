@@ -24,10 +24,18 @@ fn split_ascii_ws(b: &[u8]) -> Vec<&[u8]> {
 /// The authenticated user, `Ok(None)` when the request carries no
 /// credentials of our scheme.
 pub async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<User>, AuthError> {
-    let Some(header) = headers.get(AUTHORIZATION) else {
+    // Several Authorization fields reach Django as one, joined with commas
+    // (the WSGI environ has one value per name).
+    let fields: Vec<&[u8]> = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if fields.is_empty() {
         return Ok(None);
-    };
-    let parts = split_ascii_ws(header.as_bytes());
+    }
+    let header = fields.join(&b","[..]);
+    let parts = split_ascii_ws(&header);
     let Some(first) = parts.first() else {
         return Ok(None);
     };

@@ -1,14 +1,18 @@
-//! The parts of Django REST framework the endpoints rely on: reading the
-//! request body as DRF's parsers do, validating `CharField`s with DRF's
-//! messages, and the `OPTIONS` metadata of `SimpleMetadata`.
+//! The parts of Django REST framework the endpoints rely on: content
+//! negotiation (the `Accept` header and `?format=`), reading the request
+//! body as DRF's parsers do, validating `CharField`s with DRF's messages,
+//! and the `OPTIONS` metadata of `SimpleMetadata`.
 //!
 //! References: DRF 3.18 `request.Request._parse`, `negotiation`,
-//! `parsers`, `fields.CharField`, `serializers.Serializer.to_internal_value`
-//! and `metadata.SimpleMetadata`; Django's `parse_header_parameters`,
-//! `QueryDict` and `MultiPartParser`.
+//! `utils.mediatypes`, `renderers.JSONRenderer`, `parsers`,
+//! `fields.CharField`, `serializers.Serializer.to_internal_value` and
+//! `metadata.SimpleMetadata`; Django's `parse_header_parameters`,
+//! `QueryDict` and `MultiPartParser`. The reference deployment renders JSON
+//! only; its settings are those of `bench/django_app`.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use http::HeaderMap;
 
 use crate::error::{AuthError, FieldErrors};
 use crate::pyjson::{self, is_py_space, Object, Value};
@@ -16,6 +20,20 @@ use ferricorn_app_interface::Request;
 
 /// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MiB): the most we read.
 pub const BODY_LIMIT: u64 = 2_621_440;
+
+/// Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`: the most fields a form or a
+/// query string may have.
+pub const MAX_NUMBER_FIELDS: usize = 1000;
+
+/// The renderers of the reference deployment
+/// (`DEFAULT_RENDERER_CLASSES = [JSONRenderer]`): JSON only.
+const RENDERERS: [&str; 1] = ["application/json"];
+
+/// `DefaultContentNegotiation`'s bounds on the `Accept` header: its length,
+/// the tokens read, and the length of one token.
+const MAX_ACCEPT_HEADER_LENGTH: usize = 8192;
+const MAX_ACCEPT_TOKENS: usize = 64;
+const MAX_MEDIA_TYPE_LENGTH: usize = 256;
 
 const PARSERS: [&str; 3] = [
     "application/json",
@@ -91,6 +109,140 @@ fn matches(parser: &str, request_type: &str) -> bool {
     (sub == "*" || sub == psub) && (main == "*" || main == pmain)
 }
 
+/// How the answer is rendered, as DRF's content negotiation decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rendering {
+    /// `indent` from the accepted media type (`application/json; indent=4`):
+    /// pretty-printed JSON.
+    pub indent: Option<usize>,
+}
+
+/// A media type as DRF's `_MediaType` reads it.
+struct MediaType {
+    orig: String,
+    main: String,
+    sub: String,
+    params: Vec<(String, String)>,
+}
+
+impl MediaType {
+    fn parse(s: &str) -> MediaType {
+        let (full, params) = parse_header_parameters(s);
+        let (main, sub) = full.split_once('/').unwrap_or((full.as_str(), ""));
+        MediaType {
+            orig: s.to_string(),
+            main: main.to_string(),
+            sub: sub.to_string(),
+            params,
+        }
+    }
+
+    /// 3 `type/subtype; param=val`, 2 `type/subtype`, 1 `type/*`, 0 `*/*`.
+    fn precedence(&self) -> u8 {
+        if self.main == "*" {
+            0
+        } else if self.sub == "*" {
+            1
+        } else if self.params.iter().all(|(k, _)| k == "q") {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// `renderer.match(other)` for a renderer type without parameters:
+    /// the other's parameters, `q=0` included, do not matter.
+    fn accepted_by(renderer: &MediaType, other: &MediaType) -> bool {
+        (renderer.sub == "*" || other.sub == "*" || other.sub == renderer.sub)
+            && (renderer.main == "*" || other.main == "*" || other.main == renderer.main)
+    }
+}
+
+/// DRF's `DefaultContentNegotiation.select_renderer` with the reference
+/// deployment's one renderer (JSON), from the `Accept` header and the
+/// `?format=` query parameter: how to render, a 404 for a format no renderer
+/// has, or a 406 when no accepted type is JSON.
+pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Rendering, AuthError> {
+    let format = parse_urlencoded(query.unwrap_or("").as_bytes())?
+        .into_iter()
+        .rev()
+        .find_map(|(k, v)| match v {
+            FormValue::Text(t) if k == "format" => Some(t),
+            _ => None,
+        })
+        .unwrap_or_default();
+    if !format.is_empty() && format != "json" {
+        return Err(AuthError::NotFound);
+    }
+    // `request.headers.get('accept', '*/*')`: several Accept fields are
+    // one, joined with commas, as the WSGI environ holds them.
+    let fields: Vec<String> = headers
+        .get_all(ACCEPT)
+        .iter()
+        .map(|v| latin1(v.as_bytes()))
+        .collect();
+    let mut header = if fields.is_empty() {
+        "*/*".to_string()
+    } else {
+        fields.join(",")
+    };
+    if header.chars().count() > MAX_ACCEPT_HEADER_LENGTH {
+        // Cut at the last comma within the limit, so no media type is
+        // read half (the limit counts characters; latin-1 has one a byte).
+        let limit: String = header.chars().take(MAX_ACCEPT_HEADER_LENGTH).collect();
+        header = match limit.rfind(',') {
+            Some(cut) => limit[..=cut].to_string(),
+            None => String::new(),
+        };
+    }
+    let mut accepts = Vec::new();
+    for token in header.split(',') {
+        let token = token.trim_matches(is_py_space);
+        if token.is_empty() || token.chars().count() > MAX_MEDIA_TYPE_LENGTH {
+            continue;
+        }
+        accepts.push(MediaType::parse(token));
+        if accepts.len() >= MAX_ACCEPT_TOKENS {
+            break;
+        }
+    }
+    for precedence in (0..=3).rev() {
+        for renderer in RENDERERS {
+            let r = MediaType::parse(renderer);
+            let Some(m) = accepts
+                .iter()
+                .find(|m| m.precedence() == precedence && MediaType::accepted_by(&r, m))
+            else {
+                continue;
+            };
+            // Accepting `*/*; indent=4` accepts `application/json;indent=4`:
+            // the parameters come along either way.
+            let accepted = if r.precedence() > m.precedence() {
+                let mut t = renderer.to_string();
+                for (k, v) in &m.params {
+                    t += &format!(";{k}={v}");
+                }
+                t
+            } else {
+                m.orig.clone()
+            };
+            return Ok(Rendering {
+                indent: indent_of(&accepted),
+            });
+        }
+    }
+    Err(AuthError::NotAcceptable)
+}
+
+/// `JSONRenderer.get_indent`: `int(indent)` clamped to 0..=8, 0 meaning
+/// none; an unreadable value is ignored.
+fn indent_of(accepted: &str) -> Option<usize> {
+    let (_, params) = parse_header_parameters(accepted);
+    let raw = params.iter().rev().find(|(k, _)| k == "indent")?;
+    let n = Value::str(raw.1.clone()).to_int()?.clamp(0, 8);
+    (n > 0).then_some(n as usize)
+}
+
 /// A header as Django's WSGI environ holds it: bytes read as ISO-8859-1.
 pub fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|b| char::from(*b)).collect()
@@ -113,7 +265,10 @@ pub async fn read_data(req: Request) -> Result<Data, AuthError> {
     if content_length == 0 {
         return Ok(Data::Empty);
     }
-    let Some(parser) = PARSERS.iter().find(|p| matches(p, &content_type)) else {
+    // DRF refuses an over-long media type rather than parse it.
+    let Some(parser) = PARSERS.iter().find(|p| {
+        content_type.chars().count() <= MAX_MEDIA_TYPE_LENGTH && matches(p, &content_type)
+    }) else {
         return Err(AuthError::UnsupportedMediaType(content_type));
     };
     let bytes = body.collect_limited(BODY_LIMIT).await.map_err(|e| {
@@ -127,16 +282,22 @@ pub async fn read_data(req: Request) -> Result<Data, AuthError> {
     let charset = params
         .iter()
         .find(|(k, _)| k == "charset")
-        .map(|(_, v)| v.to_lowercase());
+        .map(|(_, v)| v.as_str());
+    // DRF's `get_encoding`: a charset that is no text encoding is refused.
+    if let Some(name) = charset.filter(|c| python_codec(c) == Codec::Binary) {
+        return Err(AuthError::Parse(format!(
+            "Unsupported charset \"{name}\" in request Content-Type header."
+        )));
+    }
     match *parser {
         "application/json" => {
-            let text = decode_text(&bytes, charset.as_deref())
+            let text = decode_text(&bytes, charset)
                 .map_err(|e| AuthError::Parse(format!("JSON parse error - {e}")))?;
             pyjson::loads(&text, true)
                 .map(Data::Json)
                 .map_err(|e| AuthError::Parse(format!("JSON parse error - {e}")))
         }
-        "application/x-www-form-urlencoded" => Ok(Data::Form(parse_urlencoded(&bytes))),
+        "application/x-www-form-urlencoded" => parse_urlencoded(&bytes).map(Data::Form),
         _ => parse_multipart(&content_type, &params, &bytes).map(Data::Form),
     }
 }
@@ -145,9 +306,14 @@ pub async fn read_data(req: Request) -> Result<Data, AuthError> {
 /// an incomplete sequence at the very end is dropped (the reader waits for
 /// more), an invalid one is Python's `UnicodeDecodeError` text.
 fn decode_text(bytes: &Bytes, charset: Option<&str>) -> Result<String, String> {
-    match charset {
-        Some("latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1") => return Ok(latin1(bytes)),
-        Some("ascii" | "us-ascii") => {
+    match charset.map(python_codec) {
+        Some(Codec::Latin1) => return Ok(latin1(bytes)),
+        Some(Codec::Wide { unit, big_endian }) => return decode_wide(bytes, unit, big_endian),
+        Some(Codec::Utf8Sig) => {
+            let b = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+            return decode_text(&Bytes::copy_from_slice(b), None);
+        }
+        Some(Codec::Ascii) => {
             if let Some(pos) = bytes.iter().position(|b| *b > 127) {
                 return Err(format!(
                     "'ascii' codec can't decode byte 0x{:02x} in position {pos}: ordinal not in range(128)",
@@ -184,6 +350,143 @@ fn decode_text(bytes: &Bytes, charset: Option<&str>) -> Result<String, String> {
     }
 }
 
+/// The Python codecs a JSON body's `charset` can name, beyond UTF-8.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Utf8,
+    Utf8Sig,
+    Latin1,
+    Ascii,
+    /// UTF-16 (`unit` 2) or UTF-32 (4); `big_endian` `None`: by the BOM.
+    Wide {
+        unit: usize,
+        big_endian: Option<bool>,
+    },
+    /// A bytes-to-bytes codec (`bz2_codec`, `base64`, ...), which DRF
+    /// refuses as a charset.
+    Binary,
+}
+
+/// `codecs.lookup(name)`: the name normalized as Python's
+/// `encodings.normalize_encoding` does (lower case, runs of punctuation
+/// one `_`), then its aliases. A name Python does not know leaves Django's
+/// default, UTF-8 (Django keeps a charset only when `codecs.lookup` finds
+/// it); so do the codecs not listed here.
+fn python_codec(name: &str) -> Codec {
+    let mut norm = String::new();
+    let mut punct = false;
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '.' {
+            if punct && !norm.is_empty() {
+                norm.push('_');
+            }
+            if c.is_ascii() {
+                norm.push(c.to_ascii_lowercase());
+            }
+            punct = false;
+        } else {
+            punct = true;
+        }
+    }
+    let wide = |unit, big_endian| Codec::Wide { unit, big_endian };
+    match norm.replace('.', "_").as_str() {
+        "latin_1" | "latin1" | "latin" | "l1" | "iso8859_1" | "iso_8859_1" | "iso_8859_1_1987"
+        | "8859" | "cp819" | "ibm819" | "iso_ir_100" | "csisolatin1" => Codec::Latin1,
+        "ascii" | "us_ascii" | "us" | "646" | "cp367" | "csascii" | "ibm367" | "iso646_us"
+        | "iso_646_irv_1991" | "iso_ir_6" | "ansi_x3_4_1968" | "ansi_x3_4_1986" => Codec::Ascii,
+        "utf_8_sig" => Codec::Utf8Sig,
+        "utf_16" | "utf16" | "u16" => wide(2, None),
+        "utf_16_le" | "utf_16le" | "unicodelittleunmarked" => wide(2, Some(false)),
+        "utf_16_be" | "utf_16be" | "unicodebigunmarked" => wide(2, Some(true)),
+        "utf_32" | "utf32" | "u32" => wide(4, None),
+        "utf_32_le" | "utf_32le" => wide(4, Some(false)),
+        "utf_32_be" | "utf_32be" => wide(4, Some(true)),
+        "base64_codec" | "base64" | "base_64" | "bz2_codec" | "bz2" | "hex_codec" | "hex"
+        | "quopri_codec" | "quopri" | "quoted_printable" | "quotedprintable" | "uu_codec"
+        | "uu" | "zlib_codec" | "zip" | "zlib" | "rot_13" | "rot13" => Codec::Binary,
+        _ => Codec::Utf8,
+    }
+}
+
+/// Python's UTF-16 and UTF-32 stream readers: without a byte order, a BOM
+/// is required (and dropped); an incomplete unit at the end is dropped; a
+/// bad unit is Python's `UnicodeDecodeError` text, positions counted from
+/// the start of the body.
+fn decode_wide(bytes: &[u8], unit: usize, big_endian: Option<bool>) -> Result<String, String> {
+    let bits = unit * 8;
+    let (mut pos, big) = match big_endian {
+        Some(big) => (0, big),
+        None => {
+            let (le, be): (&[u8], &[u8]) = if unit == 2 {
+                (b"\xff\xfe", b"\xfe\xff")
+            } else {
+                (b"\xff\xfe\0\0", b"\0\0\xfe\xff")
+            };
+            if bytes.starts_with(le) {
+                (unit, false)
+            } else if bytes.starts_with(be) {
+                (unit, true)
+            } else {
+                // Python decodes in the machine's order (little-endian)
+                // first, so a bad unit is reported before the missing BOM.
+                decode_wide(bytes, unit, Some(false))?;
+                if bytes.len() >= unit {
+                    return Err(format!("UTF-{bits} stream does not start with BOM"));
+                }
+                return Ok(String::new());
+            }
+        }
+    };
+    let codec = format!("'utf-{bits}-{}'", if big { "be" } else { "le" });
+    let read = |at: usize| -> Option<u32> {
+        let b = bytes.get(at..at + unit)?;
+        Some(if big {
+            b.iter().fold(0, |n, x| n << 8 | u32::from(*x))
+        } else {
+            b.iter().rev().fold(0, |n, x| n << 8 | u32::from(*x))
+        })
+    };
+    let fail = |at: usize, len: usize, why: &str| {
+        Err(format!(
+            "{codec} codec can't decode bytes in position {at}-{}: {why}",
+            at + len - 1
+        ))
+    };
+    let mut out = String::new();
+    while let Some(u) = read(pos) {
+        if unit == 4 {
+            match char::from_u32(u) {
+                Some(c) => out.push(c),
+                None if u > 0x10ffff => return fail(pos, 4, "code point not in range(0x110000)"),
+                None => {
+                    return fail(
+                        pos,
+                        4,
+                        "code point in surrogate code point range(0xd800, 0xe000)",
+                    )
+                }
+            }
+        } else if (0xdc00..0xe000).contains(&u) {
+            return fail(pos, 2, "illegal encoding");
+        } else if (0xd800..0xdc00).contains(&u) {
+            match read(pos + 2) {
+                // The pair's second half has not arrived: the reader waits.
+                None => break,
+                Some(l) if (0xdc00..0xe000).contains(&l) => {
+                    let c = 0x10000 + ((u - 0xd800) << 10) + (l - 0xdc00);
+                    out.extend(char::from_u32(c));
+                    pos += 2;
+                }
+                Some(_) => return fail(pos, 2, "illegal UTF-16 surrogate"),
+            }
+        } else {
+            out.extend(char::from_u32(u));
+        }
+        pos += unit;
+    }
+    Ok(out)
+}
+
 /// Python's `unquote_plus(..., errors="replace")`.
 fn unquote_plus(s: &str) -> String {
     let b = s.as_bytes();
@@ -209,18 +512,24 @@ fn unquote_plus(s: &str) -> String {
 
 /// Django's `QueryDict(body)`: `&`-separated, blank values kept, a field
 /// without `=` is blank, undecodable bytes read as ISO-8859-1.
-fn parse_urlencoded(bytes: &[u8]) -> Vec<(String, FormValue)> {
+fn parse_urlencoded(bytes: &[u8]) -> Result<Vec<(String, FormValue)>, AuthError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
         Err(_) => latin1(bytes),
     };
-    text.split('&')
+    // Python's `parse_qsl(max_num_fields=DATA_UPLOAD_MAX_NUMBER_FIELDS)`
+    // counts the separators, empty fields included.
+    if 1 + text.matches('&').count() > MAX_NUMBER_FIELDS {
+        return Err(AuthError::TooManyFields);
+    }
+    Ok(text
+        .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (unquote_plus(k), FormValue::Text(unquote_plus(v)))
         })
-        .collect()
+        .collect())
 }
 
 /// Django's `MultiPartParser`, for the simple fields a token request has.
@@ -408,10 +717,7 @@ pub fn metadata(name: &str, description: &str, post_fields: Option<&[FieldMeta]>
     m.insert("description", Value::str(description));
     m.insert(
         "renders",
-        Value::Array(vec![
-            Value::str("application/json"),
-            Value::str("text/html"),
-        ]),
+        Value::Array(RENDERERS.iter().map(|r| Value::str(*r)).collect()),
     );
     m.insert(
         "parses",
@@ -473,11 +779,71 @@ mod tests {
             validate_fields(&j(r#"{"username":" a ","password":12}"#), f).unwrap(),
             ["a", "12"]
         );
-        let form = Data::Form(parse_urlencoded(b"username=a+b&password=%20x%20&password="));
+        let form =
+            Data::Form(parse_urlencoded(b"username=a+b&password=%20x%20&password=").unwrap());
         assert_eq!(
             errs(validate_fields(&form, f)),
             r#"{"password":["This field may not be blank."]}"#
         );
+    }
+
+    #[test]
+    fn negotiation() {
+        let neg = |accept: Option<&str>, query: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(a) = accept {
+                h.insert(ACCEPT, a.parse().unwrap());
+            }
+            negotiate(&h, query).map(|r| r.indent)
+        };
+        assert_eq!(neg(None, None).unwrap(), None);
+        assert_eq!(
+            neg(Some("application/json; indent=4"), None).unwrap(),
+            Some(4)
+        );
+        assert_eq!(neg(Some("*/*; indent=20"), None).unwrap(), Some(8));
+        assert_eq!(neg(Some("application/json; indent=0"), None).unwrap(), None);
+        assert_eq!(neg(Some("text/html, */json;q=0"), None).unwrap(), None);
+        assert!(matches!(
+            neg(Some("text/html"), None),
+            Err(AuthError::NotAcceptable)
+        ));
+        assert!(matches!(neg(Some(""), None), Err(AuthError::NotAcceptable)));
+        assert!(matches!(
+            neg(None, Some("format=xml")),
+            Err(AuthError::NotFound)
+        ));
+        assert_eq!(neg(None, Some("format=xml&format=json")).unwrap(), None);
+        assert!(matches!(
+            neg(None, Some(&"&".repeat(1000))),
+            Err(AuthError::TooManyFields)
+        ));
+    }
+
+    #[test]
+    fn charsets() {
+        let utf16: Vec<u8> = [0xfeff_u16, u16::from(b'{'), u16::from(b'}')]
+            .iter()
+            .flat_map(|u| u.to_be_bytes())
+            .collect();
+        let text = |b: &[u8], c| decode_text(&Bytes::copy_from_slice(b), Some(c));
+        assert_eq!(text(&utf16, "UTF-16").unwrap(), "{}");
+        assert_eq!(
+            text(b"\0\xdc{\0", "utf-16").unwrap_err(),
+            "'utf-16-le' codec can't decode bytes in position 0-1: illegal encoding"
+        );
+        assert_eq!(
+            text(&utf16[2..], "utf-16").unwrap_err(),
+            "UTF-16 stream does not start with BOM"
+        );
+        assert_eq!(
+            text(b"{\0}\0", "utf-16").unwrap_err(),
+            "UTF-16 stream does not start with BOM"
+        );
+        assert_eq!(text(b"{\0}\0", "utf_16_le").unwrap(), "{}");
+        assert_eq!(text(b"\xe9", "Latin-1").unwrap(), "é");
+        assert_eq!(text(b"{}", "no-such-codec").unwrap(), "{}");
+        assert!(python_codec("BZ2") == Codec::Binary);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::StatusCode;
 
+use crate::drf::Rendering;
 use crate::pyjson::{Object, Value};
-use crate::response::drf_json;
+use crate::response::{django_html, drf_json, BAD_REQUEST_HTML};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
 use ferricorn_app_interface::Response;
@@ -26,12 +27,25 @@ pub enum AuthError {
     /// A content type no parser accepts: 415.
     #[error("Unsupported media type \"{0}\" in request.")]
     UnsupportedMediaType(String),
+    /// No media type of the `Accept` header is one we render: 406.
+    #[error("Could not satisfy the request Accept header.")]
+    NotAcceptable,
+    /// `?format=` names a format we do not render: DRF's `Http404`.
+    #[error("Not found.")]
+    NotFound,
     /// A method the view does not have: 405.
     #[error("Method \"{0}\" not allowed.")]
     MethodNotAllowed(String),
-    /// A body larger than the limit: 413.
-    #[error("Request body exceeded the size limit.")]
+    /// A body larger than Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`: Django's
+    /// `RequestDataTooBig`, which DRF does not handle, so Django answers
+    /// with its plain "Bad Request (400)" page.
+    #[error("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")]
     TooLarge,
+    /// A form (or query string) of more than Django's
+    /// `DATA_UPLOAD_MAX_NUMBER_FIELDS` fields: `TooManyFieldsSent`, the same
+    /// "Bad Request (400)" page.
+    #[error("The number of GET/POST parameters exceeded settings.DATA_UPLOAD_MAX_NUMBER_FIELDS.")]
+    TooManyFields,
     /// Serializer validation failed: 400 with the field errors.
     #[error("invalid input")]
     Validation(FieldErrors),
@@ -72,10 +86,11 @@ impl AuthError {
     pub fn status(&self) -> StatusCode {
         use AuthError::*;
         match self {
-            Parse(_) | Validation(_) => StatusCode::BAD_REQUEST,
+            Parse(_) | Validation(_) | TooLarge | TooManyFields => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            NotFound => StatusCode::NOT_FOUND,
             Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             NoActiveAccount
             | NoActiveAccountForToken
@@ -128,14 +143,24 @@ impl AuthError {
         Value::Object(o)
     }
 
-    /// The response: status, JSON body and, on 401, `WWW-Authenticate`
-    /// naming the first accepted header type (simplejwt's
-    /// `get_authenticate_header`). The router adds `Allow`.
-    pub fn into_response(self, auth_header_type: &str) -> Response {
+    /// Whether Django answers this one itself, with one of its HTML pages,
+    /// because DRF lets the exception through: such an answer has none of
+    /// DRF's headers (`Allow`).
+    pub fn is_django_page(&self) -> bool {
+        matches!(self, AuthError::TooLarge | AuthError::TooManyFields)
+    }
+
+    /// The response, rendered as content negotiation decided: status, JSON
+    /// body and, on 401, `WWW-Authenticate` naming the first accepted header
+    /// type (simplejwt's `get_authenticate_header`). The router adds `Allow`.
+    pub fn into_response(self, auth_header_type: &str, rendering: Rendering) -> Response {
         if let AuthError::Store(e) = &self {
             eprintln!("ferricorn-auth: store error: {e}");
         }
-        let mut res = drf_json(self.status(), &self.body());
+        if self.is_django_page() {
+            return django_html(StatusCode::BAD_REQUEST, BAD_REQUEST_HTML);
+        }
+        let mut res = drf_json(self.status(), &self.body(), rendering);
         if self.status() == StatusCode::UNAUTHORIZED {
             let v = format!("{auth_header_type} realm=\"api\"");
             if let Ok(v) = HeaderValue::from_str(&v) {

@@ -24,8 +24,8 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use jsonwebtoken::{crypto, Algorithm, DecodingKey, EncodingKey};
-use sha2::{Sha256, Sha384, Sha512};
 use rand::RngCore;
+use sha2::{Sha256, Sha384, Sha512};
 
 use crate::pyjson::{self, Object, Value};
 use crate::settings::{algorithm_name, Settings};

@@ -163,6 +163,18 @@ impl MediaType {
 /// `?format=` query parameter: how to render, a 404 for a format no renderer
 /// has, or a 406 when no accepted type is JSON.
 pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Rendering, AuthError> {
+    // What nearly every API client sends: no query and no `Accept`, or
+    // `*/*` or `application/json` alone. DRF picks the JSON renderer with
+    // no indent for each, and parsing would only find that out slowly.
+    let mut accept = headers.get_all(ACCEPT).iter();
+    let plain = match (accept.next(), accept.next()) {
+        (None, _) => true,
+        (Some(v), None) => matches!(v.as_bytes(), b"*/*" | b"application/json"),
+        _ => false,
+    };
+    if plain && query.is_none_or(str::is_empty) {
+        return Ok(Rendering::default());
+    }
     let format = parse_urlencoded(query.unwrap_or("").as_bytes())?
         .into_iter()
         .rev()
@@ -814,6 +826,13 @@ mod tests {
             Err(AuthError::NotFound)
         ));
         assert_eq!(neg(None, Some("format=xml&format=json")).unwrap(), None);
+        // The shortcut for the usual requests agrees with the full reading
+        // (the trailing comma takes the long way).
+        for accept in ["*/*", "application/json"] {
+            assert_eq!(neg(Some(accept), None).unwrap(), None);
+            assert_eq!(neg(Some(&format!("{accept},")), None).unwrap(), None);
+            assert_eq!(neg(Some(accept), Some("")).unwrap(), None);
+        }
         assert!(matches!(
             neg(None, Some(&"&".repeat(1000))),
             Err(AuthError::TooManyFields)

@@ -444,6 +444,22 @@ impl Parser<'_> {
     /// Reads a string whose opening quote is at `end - 1`; returns the string
     /// and the index after the closing quote.
     fn string(&self, end: usize) -> Result<(PyStr, usize), Fail> {
+        // The usual string has no escape before its closing quote: taken
+        // whole. (Text from a `str` holds no surrogate.) Anything else,
+        // errors included, goes the long way below.
+        let plain = self.s[end..]
+            .iter()
+            .position(|d| *d == '"' || *d == '\\' || (*d as u32) <= 0x1f);
+        if let Some(n) = plain.filter(|n| self.s[end + n] == '"') {
+            let text = self.s[end..end + n].iter().collect();
+            return Ok((
+                PyStr {
+                    text,
+                    surrogate: None,
+                },
+                end + n + 1,
+            ));
+        }
         let begin = end - 1;
         let len = self.s.len();
         let mut out = PyStr::default();

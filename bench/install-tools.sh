@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and benchmarks use, when missing.
-# --ci: what the test suite needs (nginx); --bench: also wrk.
+# --ci: what the test suite needs (nginx, python3 with venv); --bench: also wrk.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# bench/python-env.sh builds bench/.venv (the simplejwt differential test
+# and the benchmark's Python subjects need it).
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi

@@ -881,3 +881,48 @@ fn systemd_socket_activation_serves_the_passed_socket() {
     assert!(ok, "the passed socket was not served: {answer:?}");
     assert_eq!(status.code(), Some(0));
 }
+
+/// `--user` / `--group`: each worker runs as that user and group, with no
+/// supplementary groups, while the master keeps its identity (it must be
+/// able to signal and replace its workers and re-exec on USR2). Needs root;
+/// outside CI it is skipped without it, under CI that is a failure.
+#[test]
+fn workers_run_as_user_and_group() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        assert!(!in_ci(), "--user/--group test needs root under CI");
+        eprintln!("skipped: --user/--group needs root");
+        return;
+    }
+    let server = Server::start(
+        "hello",
+        &["-w", "1", "--user", "nobody", "--group", "nogroup"],
+    );
+    assert_eq!(server.connect().roundtrip(get("/")).status, 200);
+    let ids = |pid: i32, field: &str| -> String {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+        line[field.len()..]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let workers = children_of(server.pid());
+    assert_eq!(workers.len(), 1, "one worker: {workers:?}");
+    let worker = workers[0];
+    // Real, effective, saved and filesystem ids all changed.
+    assert_eq!(ids(worker, "Uid:"), "65534 65534 65534 65534");
+    assert_eq!(ids(worker, "Gid:"), "65534 65534 65534 65534");
+    assert_eq!(ids(worker, "Groups:"), "");
+    assert_eq!(
+        ids(server.pid(), "Uid:"),
+        "0 0 0 0",
+        "the master stays root"
+    );
+}

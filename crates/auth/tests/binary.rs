@@ -1,74 +1,35 @@
 //! Black-box test of the `ferricorn-auth` binary: real processes, real HTTP,
 //! two worker processes sharing one database.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferricorn-auth");
+mod common;
 
-/// The served binary; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
+use common::{run, serve, Server, BIN};
+
+/// The service as the test runs it: two workers sharing one database,
+/// rotation and blacklist on.
+fn start(dir: &std::path::Path) -> Server {
+    serve(
+        Command::new(BIN)
+            .args(["serve", "-b", "127.0.0.1:0", "-w", "2"])
+            .current_dir(dir)
+            .env(
+                "FERRICORN_AUTH_SIGNING_KEY",
+                "black-box-test-key-0123456789abcdef",
+            )
+            .env("FERRICORN_AUTH_ROTATE_REFRESH_TOKENS", "true")
+            .env("FERRICORN_AUTH_BLACKLIST_AFTER_ROTATION", "true"),
+    )
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM through `kill`, so the master stops its workers too.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "-b", "127.0.0.1:0", "-w", "2"])
-        .current_dir(dir)
-        .env(
-            "FERRICORN_AUTH_SIGNING_KEY",
-            "black-box-test-key-0123456789abcdef",
-        )
-        .env("FERRICORN_AUTH_ROTATE_REFRESH_TOKENS", "true")
-        .env("FERRICORN_AUTH_BLACKLIST_AFTER_ROTATION", "true")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("Listening at: ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
-}
-
+/// An administration command (`createuser`, `listusers`...) in `dir`.
 fn admin(dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?}");
-    String::from_utf8(out.stdout).unwrap()
+    run(
+        &format!("ferricorn-auth {args:?}"),
+        Command::new(BIN).args(args).current_dir(dir),
+        stdin,
+    )
 }
 
 fn post(base: &str, path: &str, body: &str) -> (u16, String) {
@@ -108,8 +69,8 @@ fn flow_rotation_and_concurrency_across_workers() {
         .trim(),
         "2"
     );
-    let server = serve(dir.path());
-    let base = &server.base;
+    let server = start(dir.path());
+    let base = &format!("http://{}", server.addr);
 
     let (s, b) = post(base, "/api/token/", r#"{"username":"bob","password":"pw"}"#);
     assert_eq!(

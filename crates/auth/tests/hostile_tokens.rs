@@ -13,20 +13,21 @@
 //! The last test replays a handful through the real binary (RS256, one
 //! worker) and checks that the worker that booted is still the one serving.
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use ferricorn_app_interface::{Application, Body, Request};
 use ferricorn_auth::store::{SqliteStore, Store};
 use ferricorn_auth::{passwords, AuthApp, Settings};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use sha2::Sha256;
+
+mod common;
+
+use common::{b64, jti, now, run, serve, Server, BIN};
 
 const HS_KEY: &str = "hostile-test-signing-key-0123456789";
 const RSA_PRIVATE: &str = include_str!("keys/rsa_private.pem");
@@ -41,27 +42,6 @@ const USER_NOT_FOUND: &str = r#"{"detail":"User not found","code":"user_not_foun
 const NO_ACCOUNT_FOR_TOKEN: &str = r#"{"detail":"No active account found for the given token."}"#;
 
 // ---------------------------------------------------------------- helpers
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A fresh 32-hex-digit `jti`, so no case is blacklisted by an earlier one.
-fn jti() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{:016x}{:016x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// `header.payload.signature`, HMAC-SHA256 with `secret` (hmac + sha2, not
 /// the crate under test), over whatever bytes the header and payload are.
@@ -711,58 +691,17 @@ async fn odd_claims_in_signed_tokens() {
 
 // ------------------------------------------------------- the real binary
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferricorn-auth");
-
-/// The served binary and everything it wrote to stderr; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["--db"])
-        .arg(dir.join("db.sqlite3"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
-        .env("FERRICORN_AUTH_ALGORITHM", "RS256")
-        .env("FERRICORN_AUTH_SIGNING_KEY", RSA_PRIVATE)
-        .env("FERRICORN_AUTH_VERIFYING_KEY", RSA_PUBLIC)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        log.lock().unwrap().push_str(&line);
-        log.lock().unwrap().push('\n');
-        if let Some(rest) = line.split("Listening at: http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    Server { child, addr, log }
+/// The binary with the RS256 keys, one worker.
+fn start(dir: &std::path::Path) -> Server {
+    serve(
+        Command::new(BIN)
+            .args(["--db"])
+            .arg(dir.join("db.sqlite3"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
+            .env("FERRICORN_AUTH_ALGORITHM", "RS256")
+            .env("FERRICORN_AUTH_SIGNING_KEY", RSA_PRIVATE)
+            .env("FERRICORN_AUTH_VERIFYING_KEY", RSA_PUBLIC),
+    )
 }
 
 /// One request on its own connection: the raw response's status and body.
@@ -805,21 +744,16 @@ fn hello(addr: &str, token: &str) -> (u16, String) {
 #[test]
 fn binary_refuses_hostile_tokens_and_keeps_its_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .arg("--db")
-        .arg(dir.path().join("db.sqlite3"))
-        .args(["createuser", "alice", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"pw\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success());
-    let server = serve(dir.path());
-    let addr = &server.addr;
+    run(
+        "ferricorn-auth createuser",
+        Command::new(BIN)
+            .arg("--db")
+            .arg(dir.path().join("db.sqlite3"))
+            .args(["createuser", "alice", "--password-stdin"]),
+        "pw\n",
+    );
+    let server = start(dir.path());
+    let addr = &server.addr.to_string();
     let trap = Trap::new();
 
     let payload = claims("access");

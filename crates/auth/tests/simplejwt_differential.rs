@@ -29,19 +29,20 @@
 //! `bench/python-env.sh` first.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ferricorn_auth::pyjson::{self, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferricorn-auth");
+mod common;
+
+use common::{b64, jti, now, run, serve, Proc, BIN};
+
 const KEY: &str = "differential-test-signing-key-0123456789abcdef";
 const PASSWORD: &str = "correct horse";
 /// Created on both sides, in this order, so the ids agree (1, 2, 3).
@@ -114,83 +115,6 @@ const EXPECTED_DIFFERENCES: &[(&str, &str)] = &[
 ];
 
 // ------------------------------------------------------------ processes
-
-/// A child process in its own process group, stopped with the group on
-/// drop (SIGTERM, then SIGKILL after five seconds).
-struct Proc {
-    child: Child,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        let child = cmd
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { child, name }
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.exited().is_none() {
-            if Instant::now() > deadline {
-                eprintln!("{} still running 5 s after SIGTERM; killing it", self.name);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // The workers too, whatever the master did.
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs a command to completion (bounded by a watchdog) and returns its
-/// standard output; panics with its output when it fails.
-fn run(what: &str, cmd: &mut Command, stdin: &str) -> String {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let pid = child.id();
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = done_tx.send(());
-    let _ = watchdog.join();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -300,8 +224,7 @@ fn start_ferricorn(dir: &Path) -> (Proc, SocketAddr) {
         );
         assert_eq!(id.trim(), (i + 1).to_string());
     }
-    let mut proc = Proc::spawn(
-        "ferricorn-auth",
+    let server = serve(
         Command::new(BIN)
             .arg("--db")
             .arg(&db)
@@ -317,29 +240,9 @@ fn start_ferricorn(dir: &Path) -> (Proc, SocketAddr) {
             .env(
                 "FERRICORN_AUTH_REFRESH_TOKEN_LIFETIME",
                 REFRESH_LIFETIME.to_string(),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
+            ),
     );
-    let stderr = proc.child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("Listening at: ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-            // Keep draining, so the server never blocks on a full pipe.
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("ferricorn-auth did not print its Listening line in 30 s");
-    let addr = url
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap_or_else(|e| panic!("listening address {url:?}: {e}"));
-    (proc, addr)
+    (server.proc, server.addr)
 }
 
 // ------------------------------------------------------------ HTTP
@@ -561,28 +464,6 @@ fn raw_request(case: &Case, addr: SocketAddr, vars: &Vars) -> Vec<u8> {
         r.extend_from_slice(&b);
     }
     r
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A fresh `jti`: 32 hex digits, never used before.
-fn jti() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{:016x}{:016x}",
-        now() as u64 ^ u64::from(std::process::id()) << 32,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn b64(b: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(b)
 }
 
 /// An HS256 token over exactly `payload`, with `key`.

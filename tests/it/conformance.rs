@@ -43,7 +43,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::harness::{echo_headers, read_response, Server, IO_TIMEOUT};
+use crate::harness::{echo_headers, is_close, is_timeout, read_response, Server, IO_TIMEOUT};
 
 const CORPUS: &str = include_str!("data/gunicorn-requests.json");
 
@@ -333,23 +333,6 @@ fn read_to_close(conn: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
         Err(e) if is_close(&e) => Ok(rest),
         Err(e) => Err(e),
     }
-}
-
-fn is_close(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    )
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 fn show(bytes: &[u8]) -> String {

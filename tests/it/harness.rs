@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -811,6 +811,59 @@ impl Server {
             );
         }
         server
+    }
+}
+
+/// Whether a read or write error means the peer closed the connection
+/// (cleanly or with a reset).
+pub fn is_close(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Whether an error is a socket timeout (`SO_RCVTIMEO` reports either).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Client threads that run until told to stop (a load running while a test
+/// signals the server); each returns what it saw.
+pub struct ClientThreads<R> {
+    stop: Arc<AtomicBool>,
+    handles: Vec<thread::JoinHandle<R>>,
+}
+
+impl<R: Send + 'static> ClientThreads<R> {
+    /// Starts `threads` threads, each running `client` with the stop flag.
+    pub fn start<F>(threads: usize, client: F) -> ClientThreads<R>
+    where
+        F: Fn(&AtomicBool) -> R + Clone + Send + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let (stop, client) = (Arc::clone(&stop), client.clone());
+                thread::spawn(move || client(&stop))
+            })
+            .collect();
+        ClientThreads { stop, handles }
+    }
+
+    /// Stops the clients and returns what each saw.
+    pub fn finish(self) -> Vec<R> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     }
 }
 

@@ -23,8 +23,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::sync::OnceLock;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
@@ -1005,30 +1005,20 @@ struct LoadResult {
 /// `threads` clients, each on its own keep-alive connection to Nginx
 /// (reconnecting only when Nginx says `Connection: close`), making GETs
 /// until stopped or `LOAD_LIMIT` passes.
-struct KeepAliveLoad {
-    stop: Arc<AtomicBool>,
-    handles: Vec<JoinHandle<LoadResult>>,
-}
+struct KeepAliveLoad(ClientThreads<LoadResult>);
 
 const LOAD_LIMIT: Duration = Duration::from_secs(30);
 
 impl KeepAliveLoad {
     fn start(addr: SocketAddr, threads: usize) -> KeepAliveLoad {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..threads)
-            .map(|_| {
-                let stop = stop.clone();
-                thread::spawn(move || client_loop(addr, &stop))
-            })
-            .collect();
-        KeepAliveLoad { stop, handles }
+        KeepAliveLoad(ClientThreads::start(threads, move |stop: &AtomicBool| {
+            client_loop(addr, stop)
+        }))
     }
 
     fn finish(self) -> LoadResult {
-        self.stop.store(true, Ordering::Relaxed);
         let mut total = LoadResult::default();
-        for handle in self.handles {
-            let r = handle.join().expect("load thread");
+        for r in self.0.finish() {
             total.ok += r.ok;
             total.bad_gateway += r.bad_gateway;
             total.failures.extend(r.failures);

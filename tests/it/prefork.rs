@@ -365,28 +365,18 @@ struct KeepAliveOutcomes {
 /// on its way whenever the server might close). A connection closed after
 /// a response with `Connection: close` is fine: the client reconnects. A
 /// request that gets no response is a failure.
-struct KeepAliveLoad {
-    stop: Arc<AtomicBool>,
-    handles: Vec<JoinHandle<KeepAliveOutcomes>>,
-}
+struct KeepAliveLoad(ClientThreads<KeepAliveOutcomes>);
 
 impl KeepAliveLoad {
     fn start(addr: SocketAddr, threads: usize) -> KeepAliveLoad {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..threads)
-            .map(|_| {
-                let stop = stop.clone();
-                thread::spawn(move || keep_alive_client(addr, &stop))
-            })
-            .collect();
-        KeepAliveLoad { stop, handles }
+        KeepAliveLoad(ClientThreads::start(threads, move |stop: &AtomicBool| {
+            keep_alive_client(addr, stop)
+        }))
     }
 
     fn finish(self) -> KeepAliveOutcomes {
-        self.stop.store(true, Ordering::Relaxed);
         let mut all = KeepAliveOutcomes::default();
-        for h in self.handles {
-            let one = h.join().expect("keep-alive load thread");
+        for one in self.0.finish() {
             all.outcomes.extend(one.outcomes);
             all.closes += one.closes;
         }

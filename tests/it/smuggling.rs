@@ -18,14 +18,16 @@
 //! [`DIFFERENT`] with the reason; it still runs, and a listed case that is
 //! refused cleanly fails the test (the list must stay true).
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use crate::harness::{echo_headers, read_response, request, Server, IO_TIMEOUT};
+use crate::harness::{
+    echo_headers, is_close, is_timeout, read_response, request, Server, IO_TIMEOUT,
+};
 
 /// How long the server may take to answer or close.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -436,23 +438,6 @@ fn describe(resp: &crate::harness::Response) -> String {
         Some(path) => format!("{:?} (the echo, for {path})", resp.status_line),
         None => format!("{:?}", resp.status_line),
     }
-}
-
-fn is_close(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    )
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// A fresh connection sees exactly its own request: the same method, path,

@@ -235,14 +235,10 @@ pub(crate) async fn refuse_connection<S>(
     let service = hyper::service::service_fn(|_req| async {
         let mut res = hyper::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
         *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-        res.headers_mut().insert(
-            http::header::SERVER,
-            http::HeaderValue::from_static(service::SERVER_NAME),
-        );
-        res.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
+        res.headers_mut()
+            .insert(http::header::SERVER, service::SERVER_VALUE);
+        res.headers_mut()
+            .insert(http::header::CONNECTION, service::CLOSE);
         Ok::<_, std::convert::Infallible>(res)
     });
     let limit = settings.timeouts.header.unwrap_or(Duration::from_secs(10));

@@ -175,6 +175,8 @@ impl HeadCapture {
     /// hyper parsed as `parts`, and drops it from the buffer.
     fn head(&mut self, parts: &Parts) -> Result<RawHead, &'static str> {
         const LOST: &str = "the request head is not where the framing puts it";
+        // Two CRLFs; an LF alone anywhere is `bare_lf` already.
+        let leading_empty_lines = self.buf.starts_with(b"\r\n\r\n");
         // Without a framing field or a repeated name, hyper's map already
         // tells all but the line ends: a scan finds those and the head's
         // end, at a tenth of the cost of a parse. (hyper removes a
@@ -185,7 +187,6 @@ impl HeadCapture {
             && !headers.contains_key(TRANSFER_ENCODING)
         {
             let (len, bare_lf) = scan_head(&self.buf, parts).ok_or(LOST)?;
-            let leading_empty_lines = self.buf.starts_with(b"\r\n\r\n");
             self.buf.drain(..len);
             self.body = Body::None;
             return Ok(RawHead {
@@ -238,8 +239,6 @@ impl HeadCapture {
                 transfer_encodings += 1;
             }
         }
-        // Two CRLFs; an LF alone anywhere is `bare_lf` already.
-        let leading_empty_lines = head.starts_with(b"\r\n\r\n");
         let mut raw = RawHead {
             order: None,
             bare_lf,

@@ -44,8 +44,8 @@ pub(crate) const SERVER_NAME: &str = "ferricorn";
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 // Built at compile time (`from_static` checks its bytes when it runs).
-const SERVER_VALUE: HeaderValue = HeaderValue::from_static(SERVER_NAME);
-const CLOSE: HeaderValue = HeaderValue::from_static("close");
+pub(crate) const SERVER_VALUE: HeaderValue = HeaderValue::from_static(SERVER_NAME);
+pub(crate) const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// What a connection's service knows about the connection.
 pub(crate) struct ConnMeta {

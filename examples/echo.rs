@@ -22,67 +22,23 @@
 //! ```
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use ferricorn_app_interface::response::{empty, json};
-use ferricorn_app_interface::{from_fn, Body, ConnectionInfo, HeaderOrder, Request, Response};
+use ferricorn_app_interface::{from_fn, Request, Response};
 use http::StatusCode;
-use serde_json::json;
 
-/// The value of `key` in a query string, as a number.
-fn query_number(request: &Request, key: &str) -> Option<f64> {
-    request
-        .uri()
-        .query()?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| v.parse::<f64>().ok())
-        .filter(|n| n.is_finite() && *n >= 0.0)
-}
+#[path = "shared/echo_contract.rs"]
+mod echo_contract;
 
 async fn echo(request: Request) -> Response {
-    let seconds = query_number(&request, "s").unwrap_or(0.0).min(3600.0);
-    match request.uri().path() {
-        "/sleep" => tokio::time::sleep(Duration::from_secs_f64(seconds)).await,
-        // On purpose: this blocks a runtime thread, as a stuck synchronous
-        // application would.
-        "/block" => std::thread::sleep(Duration::from_secs_f64(seconds)),
-        "/panic" => panic!("the echo example panics on /panic, as asked"),
-        _ => {}
-    }
-
-    let headers: Vec<[String; 2]> = HeaderOrder::of(&request)
-        .into_iter()
-        .map(|(name, value)| {
-            [
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            ]
-        })
-        .collect();
-    let info = ConnectionInfo::of(&request).cloned();
-    let method = request.method().as_str().to_owned();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or("").to_owned();
-    let version = format!("{:?}", request.version());
-
-    let body = match request.into_body().collect_limited(u64::MAX).await {
+    echo_contract::act_on(request.uri()).await;
+    let (parts, body) = request.into_parts();
+    let body = match body.collect_limited(u64::MAX).await {
         Ok(body) => body,
         Err(e) if e.is_too_large() => return empty(StatusCode::PAYLOAD_TOO_LARGE),
         Err(_) => return empty(StatusCode::BAD_REQUEST),
     };
-
-    if path == "/stream" {
-        let n = query_number_str(&query, "n").unwrap_or(3);
-        let (mut tx, body) = Body::channel(1);
-        tokio::spawn(async move {
-            for i in 0..n {
-                if tx.send(format!("chunk {i}\n")).await.is_err() {
-                    return; // the client went away
-                }
-            }
-        });
+    if let Some(body) = echo_contract::streamed(&parts.uri) {
         let mut res = Response::new(body);
         res.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -90,33 +46,10 @@ async fn echo(request: Request) -> Response {
         );
         return res;
     }
-
     json(
         StatusCode::OK,
-        &json!({
-            "method": method,
-            "path": path,
-            "query": query,
-            "headers": headers,
-            "body_len": body.len(),
-            "pid": std::process::id(),
-            "peer": info.as_ref().map(|i| i.remote_addr.clone()),
-            "remote_port": info.as_ref().and_then(|i| i.remote_port),
-            "socket_peer": info.as_ref().and_then(|i| i.socket_peer).map(|p| p.to_string()),
-            "scheme": info.as_ref().map(|i| i.scheme.as_str()),
-            "worker_id": info.as_ref().map(|i| i.worker_id),
-            "request_id": info.as_ref().map(|i| i.request_id.clone()),
-            "version": version,
-        }),
+        &echo_contract::describe(&parts, body.len() as u64),
     )
-}
-
-fn query_number_str(query: &str, key: &str) -> Option<u64> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| v.parse().ok())
 }
 
 fn main() -> ExitCode {

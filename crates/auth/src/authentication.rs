@@ -10,8 +10,10 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
 use crate::error::AuthError;
-use crate::store::User;
-use crate::tokens::{self, TokenError};
+use crate::pyjson::Object;
+use crate::settings::Settings;
+use crate::store::{Store, User};
+use crate::tokens::{self, Keys, TokenError};
 use crate::State;
 
 /// Python's `bytes.split()`: runs of ASCII whitespace separate parts.
@@ -21,9 +23,52 @@ fn split_ascii_ws(b: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// Where the user of a valid access token comes from.
+#[derive(Clone, Copy)]
+pub enum UserSource<'a> {
+    /// The store ferricorn-auth writes (simplejwt's `JWTAuthentication`):
+    /// the user must exist, and be active under `CHECK_USER_IS_ACTIVE`, so
+    /// a deactivated user is refused at the next request.
+    Store(&'a dyn Store),
+    /// The token's claims alone (simplejwt's
+    /// `JWTStatelessUserAuthentication`): no read, and a user deactivated
+    /// after the token was issued keeps access until it expires.
+    Claims,
+}
+
+/// The credentials of a request, checked.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// The user id claim, as an integer.
+    pub user_id: i64,
+    /// The user as the store has it; `None` from [`UserSource::Claims`].
+    pub user: Option<User>,
+    /// The token's claims.
+    pub claims: Object,
+}
+
 /// The authenticated user, `Ok(None)` when the request carries no
 /// credentials of our scheme.
 pub async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<User>, AuthError> {
+    let found = authenticate_with(
+        &state.settings,
+        &state.keys,
+        UserSource::Store(&*state.store),
+        headers,
+    )
+    .await?;
+    Ok(found.and_then(|a| a.user))
+}
+
+/// simplejwt's `JWTAuthentication.authenticate` with the user read from
+/// `users`: `Ok(None)` when the request carries no credentials of our
+/// scheme, the refusal simplejwt gives otherwise.
+pub async fn authenticate_with(
+    settings: &Settings,
+    keys: &Keys,
+    users: UserSource<'_>,
+    headers: &HeaderMap,
+) -> Result<Option<Authenticated>, AuthError> {
     // Several Authorization fields reach Django as one, joined with commas
     // (the WSGI environ has one value per name).
     let fields: Vec<&[u8]> = headers
@@ -39,8 +84,7 @@ pub async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<U
     let Some(first) = parts.first() else {
         return Ok(None);
     };
-    if !state
-        .settings
+    if !settings
         .auth_header_types
         .iter()
         .any(|t| t.as_bytes() == *first)
@@ -50,24 +94,36 @@ pub async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<U
     if parts.len() != 2 {
         return Err(AuthError::BadAuthorizationHeader);
     }
-    let settings = &state.settings;
     let now = tokens::now();
-    let payload = tokens::decode(parts[1], &state.keys, settings, now)
+    let claims = tokens::decode(parts[1], keys, settings, now)
         .and_then(|p| tokens::verify(&p, settings, Some("access"), now).map(|_| p))
         .map_err(AuthError::InvalidAccessToken)?;
-    let user_id = payload
+    let user_id = claims
         .get(&settings.user_id_claim)
         .ok_or(AuthError::NoUserIdentification)?;
-    // simplejwt answers 500 for an id Django cannot read as an integer; it
-    // names no user, so "User not found".
-    let id = user_id.to_int().ok_or(AuthError::UserNotFound)?;
-    let user = state
-        .read(|s| s.user_by_id(id))?
-        .ok_or(AuthError::UserNotFound)?;
-    if settings.check_user_is_active && !user.is_active {
-        return Err(AuthError::UserInactive);
-    }
-    Ok(Some(user))
+    let user = match users {
+        UserSource::Store(store) => {
+            // simplejwt answers 500 for an id Django cannot read as an
+            // integer; it names no user, so "User not found".
+            let id = user_id.to_int().ok_or(AuthError::UserNotFound)?;
+            let user = store.user_by_id(id)?.ok_or(AuthError::UserNotFound)?;
+            if settings.check_user_is_active && !user.is_active {
+                return Err(AuthError::UserInactive);
+            }
+            Some(user)
+        }
+        UserSource::Claims => None,
+    };
+    // Without a store an id that is not an integer identifies nobody.
+    let user_id = match &user {
+        Some(user) => user.id,
+        None => user_id.to_int().ok_or(AuthError::NoUserIdentification)?,
+    };
+    Ok(Some(Authenticated {
+        user_id,
+        user,
+        claims,
+    }))
 }
 
 /// For tests and tools: why a raw bearer token would be refused.

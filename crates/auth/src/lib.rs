@@ -30,6 +30,7 @@ pub mod authentication;
 pub mod blacklist;
 pub mod drf;
 pub mod error;
+pub mod layer;
 pub mod obtain;
 pub mod passwords;
 pub mod protected;
@@ -42,6 +43,7 @@ pub mod tokens;
 pub mod verify;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use http::header::{HeaderValue, ALLOW, LOCATION};
@@ -51,8 +53,9 @@ use rand::RngCore;
 use drf::Rendering;
 pub use error::AuthError;
 use ferricorn_app_interface::{Application, BoxError, Request, Response};
+pub use layer::{AuthUser, TokenLayer, TokenService};
 use pyjson::Value;
-pub use settings::Settings;
+pub use settings::{Settings, SettingsError};
 use store::{SqliteStore, Store, StoreError, WriteOp, Writer};
 use tokens::Keys;
 
@@ -104,6 +107,52 @@ impl State {
     }
 }
 
+/// The keys for `settings`. Without a configured signing key (HMAC
+/// algorithms), the one kept in `store` is used, generated on first start,
+/// with a warning: every process on that database agrees on it.
+pub fn keys_for(settings: &Settings, store: &dyn Store) -> Result<Keys, BoxError> {
+    let key = match &settings.signing_key {
+        Some(k) => k.clone(),
+        None => {
+            let mut b = [0u8; 48];
+            rand::rngs::OsRng.fill_bytes(&mut b);
+            let (key, created) = store.signing_key(&hex::encode(b))?;
+            eprintln!(
+                "ferricorn-auth: warning: no signing key configured; {} the random key kept in the database. \
+                 Tokens stay valid across restarts only with this database. Set one with \
+                 FERRICORN_AUTH_SIGNING_KEY or signing_key in the [auth] table of the config file.",
+                if created { "generated and stored" } else { "using" }
+            );
+            key
+        }
+    };
+    Keys::new(settings, &key).map_err(|e| format!("auth signing_key/verifying_key: {e}").into())
+}
+
+/// The settings and the database as `ferricorn-auth serve` reads them: the
+/// `[auth]` table of the config file (its `db` key names the database),
+/// then `FERRICORN_AUTH_*` from `env`, which wins; `db` is the `--db` flag,
+/// which wins over both. The database defaults to [`DEFAULT_DB`].
+pub fn load_settings(
+    table: Option<&toml::Table>,
+    db: Option<PathBuf>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Settings, PathBuf), SettingsError> {
+    let mut table = table.cloned();
+    let file_db = table
+        .as_mut()
+        .and_then(|t| t.remove("db"))
+        .and_then(|v| v.as_str().map(PathBuf::from));
+    let db = db
+        .or_else(|| env("FERRICORN_AUTH_DB").map(PathBuf::from))
+        .or(file_db)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    Ok((Settings::load(table.as_ref(), env)?, db))
+}
+
+/// The database file when none is named.
+pub const DEFAULT_DB: &str = "ferricorn-auth.sqlite3";
+
 /// The token service as an [`Application`]. Build one per worker process,
 /// after the fork: it opens database connections and starts the worker's
 /// writer thread and [`PASSWORD_THREADS`] password threads.
@@ -117,23 +166,7 @@ impl AuthApp {
     /// algorithms), the one kept in the store is used, generated on first
     /// start.
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<AuthApp, BoxError> {
-        let key = match &settings.signing_key {
-            Some(k) => k.clone(),
-            None => {
-                let mut b = [0u8; 48];
-                rand::rngs::OsRng.fill_bytes(&mut b);
-                let (key, created) = store.signing_key(&hex::encode(b))?;
-                eprintln!(
-                    "ferricorn-auth: warning: no signing key configured; {} the random key kept in the database. \
-                     Tokens stay valid across restarts only with this database. Set one with \
-                     FERRICORN_AUTH_SIGNING_KEY or signing_key in the [auth] table of the config file.",
-                    if created { "generated and stored" } else { "using" }
-                );
-                key
-            }
-        };
-        let keys = Keys::new(&settings, &key)
-            .map_err(|e| format!("auth signing_key/verifying_key: {e}"))?;
+        let keys = keys_for(&settings, &*store)?;
         let writer = Writer::new(Arc::clone(&store))
             .map_err(|e| format!("starting the writer thread: {e}"))?;
         let passwords = passwords::Pool::new(PASSWORD_THREADS)

@@ -29,10 +29,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ferricorn_auth::store::{SqliteStore, Store};
-use ferricorn_auth::{passwords, AuthApp, Settings};
+use ferricorn_auth::{load_settings, passwords, AuthApp, DEFAULT_DB};
 use ferricorn_server::{Config, ServerArgs};
-
-const DEFAULT_DB: &str = "ferricorn-auth.sqlite3";
 
 #[derive(Parser)]
 #[command(
@@ -101,11 +99,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let env_db = std::env::var_os("FERRICORN_AUTH_DB").map(PathBuf::from);
-    let db = cli.db.or(env_db);
     let result = match cli.command {
-        Command::Serve { server } => return serve(db, *server),
-        other => admin(&db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB)), other),
+        Command::Serve { server } => return serve(cli.db, *server),
+        other => {
+            let env_db = std::env::var_os("FERRICORN_AUTH_DB").map(PathBuf::from);
+            let db = cli.db.or(env_db);
+            admin(&db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB)), other)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,18 +118,13 @@ fn main() -> ExitCode {
 
 fn serve(db: Option<PathBuf>, server: ServerArgs) -> ExitCode {
     // Only the [auth] table is read here; serve_main reads the server's part.
-    let mut table = match Config::resolve(server.clone()) {
+    let table = match Config::resolve(server.clone()) {
         Ok(config) => config.app_table("auth").cloned(),
         // serve_main reports configuration errors with the right exit code.
         Err(_) => None,
     };
-    let file_db = table
-        .as_mut()
-        .and_then(|t| t.remove("db"))
-        .and_then(|v| v.as_str().map(PathBuf::from));
-    let db = db.or(file_db).unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-    let settings = match Settings::load(table.as_ref(), |k| std::env::var(k).ok()) {
-        Ok(s) => s,
+    let (settings, db) = match load_settings(table.as_ref(), db, |k| std::env::var(k).ok()) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(ferricorn_server::EXIT_CONFIG);

@@ -16,7 +16,9 @@
 //! - [`main`] and [`serve_main`]: the entry points of a serving binary.
 //!
 //! What it is not: a framework (routing, middleware and extractors belong to
-//! applications), an HTTP/2 or TLS server (put a proxy in front).
+//! applications; a tower `Service` or an axum `Router` is served through
+//! the `ferricorn-tower` crate), an HTTP/2 or TLS server (put a proxy in
+//! front).
 //!
 //! [`Application`]: ferricorn_app_interface::Application
 #![deny(missing_docs)]
@@ -35,7 +37,10 @@ pub mod worker;
 
 pub use config::{Config, ServerArgs};
 pub use listener::Listener;
-pub use run::{bind_all, main, serve_main, EXIT_APP_START, EXIT_CONFIG, EXIT_START};
+pub use run::{
+    bind_all, main, main_with_config, serve_main, serve_main_with_config, EXIT_APP_START,
+    EXIT_CONFIG, EXIT_START,
+};
 pub use worker::{run_worker_process, serve, InFlight, InFlightRequest, WorkerContext};
 
 /// The TOML crate the config file is read with, for applications that read

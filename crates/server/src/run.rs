@@ -59,6 +59,18 @@ where
     serve_main(Cli::parse().server, make_app)
 }
 
+/// As [`main`], for an application whose factory reads the resolved
+/// configuration: its own table of the config file
+/// ([`Config::app_table`]), the worker count, the timeouts. The factory
+/// runs in each worker process, after the fork, like [`main`]'s.
+pub fn main_with_config<A, F>(make_app: F) -> ExitCode
+where
+    A: Application,
+    F: Fn(&Config) -> Result<A, BoxError> + Send + Sync + 'static,
+{
+    serve_main_with_config(Cli::parse().server, make_app)
+}
+
 /// Resolves `args`, then runs the master, which binds the listeners and
 /// supervises worker processes that each serve the application `make_app`
 /// builds, until a signal stops it (see the README's signal table).
@@ -72,6 +84,16 @@ pub fn serve_main<A, F>(args: ServerArgs, make_app: F) -> ExitCode
 where
     A: Application,
     F: Fn() -> Result<A, BoxError> + Send + Sync + 'static,
+{
+    serve_main_with_config(args, move |_: &Config| make_app())
+}
+
+/// As [`serve_main`], with a factory that reads the resolved configuration
+/// (see [`main_with_config`]).
+pub fn serve_main_with_config<A, F>(args: ServerArgs, make_app: F) -> ExitCode
+where
+    A: Application,
+    F: Fn(&Config) -> Result<A, BoxError> + Send + Sync + 'static,
 {
     // Before anything else: the binary's path and arguments as started, for
     // workers and for a USR2 upgrade.
@@ -103,13 +125,14 @@ where
 fn worker_main<A, F>(config: Config, worker_id: u32, make_app: F) -> ExitCode
 where
     A: Application,
-    F: Fn() -> Result<A, BoxError> + Send + Sync + 'static,
+    F: Fn(&Config) -> Result<A, BoxError> + Send + Sync + 'static,
 {
     if let Err(e) = logging::init(&config) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_START);
     }
-    let code = match supervised::run(config, worker_id, make_app) {
+    let for_app = config.clone();
+    let code = match supervised::run(config, worker_id, move || make_app(&for_app)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_app_start() => {
             logging::critical(&format!("Worker failed to boot: {e}"));

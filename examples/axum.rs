@@ -121,10 +121,11 @@ async fn echo(request: Request) -> Response {
     Json(echo_contract::describe(&parts, body_len)).into_response()
 }
 
-/// The application. `auth` guards `/me`; `route_layer` puts it in front of
+/// The application (public: the benchmark serves this same `Router` with
+/// `axum::serve` beside ferricorn). `auth` guards `/me`; `route_layer` puts it in front of
 /// that route only, so other methods on `/me` fall through to the echo
 /// instead of answering 401.
-fn router(auth: TokenLayer) -> Router {
+pub fn router(auth: TokenLayer) -> Router {
     Router::new()
         .route("/items", get(list_items).post(create_item).fallback(echo))
         .route("/items/{id}", get(show_item).fallback(echo))

@@ -568,9 +568,10 @@ enum Outcome {
     NotRun(String),
 }
 
-/// Replays the whole corpus in one delivery mode and checks the outcomes
-/// against [`DIFFERENT`].
-fn replay_corpus(delivery: Delivery) {
+/// Replays the whole corpus in one delivery mode against example `example`
+/// (`echo`, or `axum`, whose fallback keeps echo's contract: the same HTTP
+/// layer must guard both) and checks the outcomes against [`DIFFERENT`].
+fn replay_corpus(example: &str, delivery: Delivery) {
     let cases = corpus();
     assert_eq!(cases.len(), 145, "the corpus README promises 145 cases");
     for (listed, _) in DIFFERENT {
@@ -595,7 +596,7 @@ fn replay_corpus(delivery: Delivery) {
     for (flags, indices) in &groups {
         let mut args = vec!["--bind", "127.0.0.1:0"];
         args.extend(flags.iter().map(String::as_str));
-        let server = Server::start("echo", &args);
+        let server = Server::start(example, &args);
         let addr = server.addr();
         let next = AtomicUsize::new(0);
         thread::scope(|s| {
@@ -649,7 +650,7 @@ fn replay_corpus(delivery: Delivery) {
         }
     }
     let summary = format!(
-        "corpus ({delivery:?}, seed {seed}): {valid_pass} valid pass, {invalid_pass} invalid pass, \
+        "corpus ({example}, {delivery:?}, seed {seed}): {valid_pass} valid pass, {invalid_pass} invalid pass, \
          {different} deliberately different"
     );
     println!("{summary}");
@@ -666,22 +667,42 @@ fn replay_corpus(delivery: Delivery) {
 
 #[test]
 fn conformance_corpus_whole() {
-    replay_corpus(Delivery::Whole);
+    replay_corpus("echo", Delivery::Whole);
+}
+
+#[test]
+fn axum_conformance_corpus_whole() {
+    replay_corpus("axum", Delivery::Whole);
 }
 
 #[test]
 fn conformance_corpus_one_byte_at_a_time() {
-    replay_corpus(Delivery::ByteByByte);
+    replay_corpus("echo", Delivery::ByteByByte);
+}
+
+#[test]
+fn axum_conformance_corpus_one_byte_at_a_time() {
+    replay_corpus("axum", Delivery::ByteByByte);
 }
 
 #[test]
 fn conformance_corpus_line_by_line() {
-    replay_corpus(Delivery::Lines);
+    replay_corpus("echo", Delivery::Lines);
+}
+
+#[test]
+fn axum_conformance_corpus_line_by_line() {
+    replay_corpus("axum", Delivery::Lines);
 }
 
 #[test]
 fn conformance_corpus_random_splits() {
-    replay_corpus(Delivery::RandomSplits);
+    replay_corpus("echo", Delivery::RandomSplits);
+}
+
+#[test]
+fn axum_conformance_corpus_random_splits() {
+    replay_corpus("axum", Delivery::RandomSplits);
 }
 
 #[test]

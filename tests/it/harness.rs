@@ -20,7 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,8 +58,22 @@ pub fn example_bin(name: &str) -> PathBuf {
 /// the developer's shell may carry (`FERRICORN_*`, `WEB_CONCURRENCY`,
 /// `FORWARDED_ALLOW_IPS`) are removed so defaults are defaults.
 fn command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    hermetic(Command::new(example_bin(name)), args, env)
+    let mut cmd = hermetic(Command::new(example_bin(name)), args, env);
+    // The axum example's token layer opens ferricorn-auth's database in
+    // each worker: unless a test names one, a database per test process
+    // under the temp dir (never the working directory), with a fixed key.
+    if name == "axum" && !env.iter().any(|(k, _)| *k == "FERRICORN_AUTH_DB") {
+        static DB: OnceLock<PathBuf> = OnceLock::new();
+        let db = DB.get_or_init(|| temp_path("axum-auth", "sqlite3"));
+        cmd.env("FERRICORN_AUTH_DB", db)
+            .env("FERRICORN_AUTH_SIGNING_KEY", AXUM_SIGNING_KEY);
+    }
+    cmd
 }
+
+/// The signing key the axum example gets when a test names none.
+pub const AXUM_SIGNING_KEY: &str =
+    "5ee0c1a1d8f4e2b7a9c3d6e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4";
 
 /// Strips the variables a developer's shell may carry, adds `args` and
 /// `env`, pipes the output, and puts the child in its own process group, so
@@ -221,9 +235,15 @@ fn expected_binds(args: &[&str]) -> usize {
 impl Server {
     /// Starts the `echo` example bound to `127.0.0.1:0` plus `args`.
     pub fn echo(args: &[&str]) -> Server {
+        Server::example("echo", args)
+    }
+
+    /// Starts example `name` bound to `127.0.0.1:0` plus `args`: `echo`, or
+    /// `axum`, which keeps echo's contract on every path it does not route.
+    pub fn example(name: &str, args: &[&str]) -> Server {
         let mut all = vec!["--bind", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        Server::start("echo", &all)
+        Server::start(name, &all)
     }
 
     /// Starts example `name` with exactly `args` and waits for one

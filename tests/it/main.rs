@@ -22,8 +22,11 @@
 //! - `prefork`: the master's signals, workers, recycling and upgrades.
 //! - `smuggling`: CL/TE, chunk and field-syntax attacks, and no desync.
 //! - `slow_clients`: trickling and greedy clients, `--worker-connections`.
+//! - `axum`: the axum example through the tower adapter, and the token
+//!   layer against a running `ferricorn-auth`.
 
 mod access_log;
+mod axum;
 mod config_cli;
 mod conformance;
 mod gunicorn_policies;

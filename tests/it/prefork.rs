@@ -32,7 +32,12 @@ fn wait_for_workers(server: &Server, n: usize, timeout: Duration) -> Vec<i32> {
 
 /// Waits until every worker serves: `n` workers and each answered a request.
 fn start_prefork(args: &[&str], workers: usize) -> (Server, Vec<i32>) {
-    let server = Server::echo(args);
+    start_prefork_of("echo", args, workers)
+}
+
+/// [`start_prefork`] for example `example` (`echo` or `axum`).
+fn start_prefork_of(example: &str, args: &[&str], workers: usize) -> (Server, Vec<i32>) {
+    let server = Server::example(example, args);
     let pids = wait_for_workers(&server, workers, Duration::from_secs(15));
     // The announcement comes from the master; make sure requests are served.
     assert_eq!(
@@ -327,7 +332,16 @@ fn quit_stops_quickly() {
 
 #[test]
 fn hup_reloads_with_new_workers_and_zero_failed_requests() {
-    let (server, old) = start_prefork(&["--workers", "2"], 2);
+    hup_reloads_with_zero_failed_requests("echo");
+}
+
+#[test]
+fn axum_hup_reloads_with_new_workers_and_zero_failed_requests() {
+    hup_reloads_with_zero_failed_requests("axum");
+}
+
+fn hup_reloads_with_zero_failed_requests(example: &str) {
+    let (server, old) = start_prefork_of(example, &["--workers", "2"], 2);
     let load = Load::start(server.addr(), 3, "/");
     thread::sleep(Duration::from_millis(500));
     server.signal(Signal::SIGHUP);
@@ -569,7 +583,17 @@ fn killed_worker_is_replaced_and_the_master_keeps_serving() {
 
 #[test]
 fn blocked_worker_is_killed_and_the_log_names_the_request() {
-    let (server, workers) = start_prefork(&["--workers", "1", "--timeout", "2"], 1);
+    blocked_worker_is_killed_and_named("echo", "2");
+}
+
+/// As the issue asks of the axum example: `/block?s=30` with `--timeout 3`.
+#[test]
+fn axum_blocked_worker_is_killed_and_the_log_names_the_request() {
+    blocked_worker_is_killed_and_named("axum", "3");
+}
+
+fn blocked_worker_is_killed_and_named(example: &str, timeout: &str) {
+    let (server, workers) = start_prefork_of(example, &["--workers", "1", "--timeout", timeout], 1);
     let addr = server.addr();
     let stuck = thread::spawn(move || {
         let mut conn = Conn::tcp(addr);
@@ -654,12 +678,24 @@ fn pidfile_holds_the_master_pid_and_is_removed_on_exit() {
 
 #[test]
 fn usr2_then_term_upgrades_with_zero_failed_requests() {
+    usr2_upgrades_with_zero_failed_requests("echo");
+}
+
+#[test]
+fn axum_usr2_then_term_upgrades_with_zero_failed_requests() {
+    usr2_upgrades_with_zero_failed_requests("axum");
+}
+
+fn usr2_upgrades_with_zero_failed_requests(example: &str) {
     let path = temp_path("usr2", "pid");
     let _cleanup = TempFile(path.clone());
     let upgraded = std::path::PathBuf::from(format!("{}.2", path.display()));
     let _cleanup2 = TempFile(upgraded.clone());
-    let (mut server, old_workers) =
-        start_prefork(&["--workers", "1", "--pid", path.to_str().unwrap()], 1);
+    let (mut server, old_workers) = start_prefork_of(
+        example,
+        &["--workers", "1", "--pid", path.to_str().unwrap()],
+        1,
+    );
     let old_master = server.pid();
     let load = Load::start(server.addr(), 2, "/");
     thread::sleep(Duration::from_millis(300));
@@ -734,6 +770,36 @@ fn process_titles_tell_master_from_worker() {
     let worker = title(workers[0]);
     assert!(master.contains("ferricorn: master [itname]"), "{master:?}");
     assert!(worker.contains("ferricorn: worker [itname]"), "{worker:?}");
+}
+
+/// The axum example's factory fails when its token layer cannot start (an
+/// RS256 setting without its keys): exit code 3, the cause in the log.
+#[test]
+fn axum_factory_error_stops_the_master_with_code_3() {
+    let done = run_to_exit(
+        "axum",
+        &["--bind", "127.0.0.1:0", "--workers", "2"],
+        &[
+            (
+                "FERRICORN_AUTH_DB",
+                temp_path("axum-fail", "sqlite3").to_str().unwrap(),
+            ),
+            ("FERRICORN_AUTH_ALGORITHM", "RS256"),
+            ("FERRICORN_AUTH_SIGNING_KEY", "not a PEM key"),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(done.status.code(), Some(3), "stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr.contains("auth setting") && done.stderr.contains("Worker failed to boot"),
+        "the factory's error is not in the log:\n{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("not a PEM key"),
+        "the log echoes the key:\n{}",
+        done.stderr
+    );
 }
 
 #[test]

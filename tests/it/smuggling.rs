@@ -469,7 +469,18 @@ fn check_no_residue(addr: SocketAddr) -> Result<(), String> {
 
 #[test]
 fn smuggling_and_framing_attacks_are_refused_without_desync() {
-    let server = Server::echo(&[]);
+    refuse_every_case("echo");
+}
+
+/// The axum example through the tower adapter: the same HTTP layer guards
+/// it, so the same cases must be refused the same way.
+#[test]
+fn axum_smuggling_and_framing_attacks_are_refused_without_desync() {
+    refuse_every_case("axum");
+}
+
+fn refuse_every_case(example: &str) {
+    let server = Server::example(example, &[]);
     let addr = server.addr();
     let cases = cases();
     for (listed, _) in DIFFERENT {
@@ -516,7 +527,7 @@ fn smuggling_and_framing_attacks_are_refused_without_desync() {
     let failures = failures.into_inner().unwrap();
     let different = different.into_inner();
     println!(
-        "smuggling: {} of {} cases refused without desync, {different} deliberately different",
+        "smuggling ({example}): {} of {} cases refused without desync, {different} deliberately different",
         cases.len() - failures.len() - different,
         cases.len()
     );

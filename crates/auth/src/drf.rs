@@ -15,7 +15,10 @@ use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
 
 use crate::error::{AuthError, FieldErrors};
+// Rendering lives with the renderer, below the error ladder; negotiation
+// decides it here.
 use crate::pyjson::{self, is_py_space, Object, Value};
+pub use crate::response::Rendering;
 use ferricorn_app_interface::Request;
 
 /// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MiB): the most we read.
@@ -107,14 +110,6 @@ fn matches(parser: &str, request_type: &str) -> bool {
     let (main, sub) = full.split_once('/').unwrap_or((full.as_str(), ""));
     let (pmain, psub) = parser.split_once('/').unwrap_or((parser, ""));
     (sub == "*" || sub == psub) && (main == "*" || main == pmain)
-}
-
-/// How the answer is rendered, as DRF's content negotiation decided.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rendering {
-    /// `indent` from the accepted media type (`application/json; indent=4`):
-    /// pretty-printed JSON.
-    pub indent: Option<usize>,
 }
 
 /// A media type as DRF's `_MediaType` reads it.

@@ -54,9 +54,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authentication::{authenticate_with, UserSource};
-use crate::drf::Rendering;
 use crate::error::AuthError;
 use crate::pyjson::Value;
+use crate::response::Rendering;
 use crate::settings::Settings;
 use crate::store::{SqliteStore, Store};
 use crate::tokens::Keys;
@@ -176,20 +176,23 @@ impl TokenLayer {
     }
 
     /// A stateless layer: the user is the token's claims, no store is read.
-    /// It needs the signing key configured (HMAC), or the verifying key
-    /// with the signing key (RSA, EC, EdDSA), since there is no store to
-    /// keep a generated one.
+    /// It needs the key configured, since there is no store to keep a
+    /// generated one: the HMAC signing key, or for RS/PS/ES/EdDSA the public
+    /// verifying key alone (the private key stays with ferricorn-auth).
     pub fn stateless(settings: Settings) -> Result<TokenLayer, BoxError> {
-        let Some(key) = settings.signing_key.clone() else {
-            return Err(
-                "auth signing_key: the stateless token layer needs the signing key \
-                 ferricorn-auth signs with; set FERRICORN_AUTH_SIGNING_KEY or signing_key \
-                 in the [auth] table of the config file"
-                    .into(),
-            );
-        };
-        let keys = Keys::new(&settings, &key)
-            .map_err(|e| format!("auth signing_key/verifying_key: {e}"))?;
+        let keys = match (Keys::verifying(&settings), &settings.signing_key) {
+            (Some(keys), _) => keys,
+            (None, Some(secret)) => Keys::new(&settings, secret),
+            (None, None) => {
+                return Err(
+                    "auth signing_key: the stateless token layer needs the signing key \
+                     ferricorn-auth signs with; set FERRICORN_AUTH_SIGNING_KEY or signing_key \
+                     in the [auth] table of the config file"
+                        .into(),
+                )
+            }
+        }
+        .map_err(|e| format!("auth verifying_key/signing_key: {e}"))?;
         Ok(TokenLayer::with(settings, keys, None))
     }
 
@@ -277,8 +280,8 @@ mod extract {
     use http::request::Parts;
 
     use super::AuthUser;
-    use crate::drf::Rendering;
     use crate::error::AuthError;
+    use crate::response::Rendering;
 
     /// The rejection of [`AuthUser`] on a route the [`super::TokenLayer`]
     /// does not cover: simplejwt's 401 for a request without credentials,

@@ -50,11 +50,11 @@ use http::header::{HeaderValue, ALLOW, LOCATION};
 use http::{Method, StatusCode};
 use rand::RngCore;
 
-use drf::Rendering;
 pub use error::AuthError;
 use ferricorn_app_interface::{Application, BoxError, Request, Response};
 pub use layer::{AuthUser, TokenLayer, TokenService};
 use pyjson::Value;
+use response::Rendering;
 pub use settings::{Settings, SettingsError};
 use store::{SqliteStore, Store, StoreError, WriteOp, Writer};
 use tokens::Keys;

@@ -11,9 +11,16 @@ use http::header::{
 };
 use http::StatusCode;
 
-use crate::drf::Rendering;
 use crate::pyjson::{dumps_indented, Value};
 use ferricorn_app_interface::{Body, Response};
+
+/// How the answer is rendered, as DRF's content negotiation decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rendering {
+    /// `indent` from the accepted media type (`application/json; indent=4`):
+    /// pretty-printed JSON.
+    pub indent: Option<usize>,
+}
 
 /// A JSON response rendered as DRF's `JSONRenderer` renders it, indented
 /// when the accepted media type asked for it. The `Content-Type` is the

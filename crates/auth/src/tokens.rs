@@ -226,7 +226,8 @@ fn claim_int(v: &Value) -> Option<i64> {
 /// The signing and verifying keys for the configured algorithm.
 pub struct Keys {
     alg: Algorithm,
-    encoding: EncodingKey,
+    /// `None` for keys that only verify ([`Keys::verifying`]).
+    encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     /// For the HMAC algorithms, the key's inner and outer states, computed
     /// once: `jsonwebtoken::crypto::verify` derives them from the secret
@@ -304,15 +305,40 @@ impl Keys {
                 DecodingKey::from_rsa_pem(verifying.as_bytes())?,
             ),
         };
+        Ok(Keys::with(alg, Some(encoding), decoding, signing_key))
+    }
+
+    /// Keys that only verify, for an asymmetric algorithm (RS/PS/ES/EdDSA):
+    /// the public `verifying_key` alone, so that a service that checks
+    /// tokens never holds the private key that signs them. `None` for the
+    /// HMAC algorithms, where the one secret does both.
+    pub fn verifying(settings: &Settings) -> Option<Result<Keys, jsonwebtoken::errors::Error>> {
+        let alg = settings.algorithm;
+        let pem = settings.verifying_key.as_deref().unwrap_or("").as_bytes();
+        let decoding = match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => return None,
+            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+            _ => DecodingKey::from_rsa_pem(pem),
+        };
+        Some(decoding.map(|decoding| Keys::with(alg, None, decoding, "")))
+    }
+
+    fn with(
+        alg: Algorithm,
+        encoding: Option<EncodingKey>,
+        decoding: DecodingKey,
+        signing_key: &str,
+    ) -> Keys {
         // PyJWT sorts header keys: {"alg":...,"typ":"JWT"}.
         let header = format!("{{\"alg\":\"{}\",\"typ\":\"JWT\"}}", algorithm_name(alg));
-        Ok(Keys {
+        Keys {
             alg,
             encoding,
             decoding,
             mac: Mac::new(alg, signing_key.as_bytes()),
             header_segment: URL_SAFE_NO_PAD.encode(header),
-        })
+        }
     }
 
     fn sign(&self, payload_json: &str) -> String {
@@ -321,9 +347,14 @@ impl Keys {
             self.header_segment,
             URL_SAFE_NO_PAD.encode(payload_json)
         );
-        // Signing with a key that was accepted at start-up cannot fail.
-        let sig =
-            crypto::sign(signing_input.as_bytes(), &self.encoding, self.alg).unwrap_or_default();
+        // Signing with a key that was accepted at start-up cannot fail;
+        // keys that only verify are never asked to sign (no endpoint runs
+        // on them), and would make a token no one accepts.
+        let sig = self
+            .encoding
+            .as_ref()
+            .and_then(|key| crypto::sign(signing_input.as_bytes(), key, self.alg).ok())
+            .unwrap_or_default();
         format!("{signing_input}.{sig}")
     }
 }

@@ -330,3 +330,33 @@ async fn axum_handler_takes_the_user_as_an_extractor() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn stateless_rs256_verifies_with_the_public_key_alone() {
+    let private = include_str!("keys/rsa_private.pem");
+    let public = include_str!("keys/rsa_public.pem");
+    let signer = Settings {
+        algorithm: jsonwebtoken::Algorithm::RS256,
+        signing_key: Some(private.into()),
+        verifying_key: Some(public.into()),
+        ..Settings::default()
+    };
+    let keys = Keys::new(&signer, private).unwrap();
+    let refresh = Token::refresh_for_user(7, tokens::now(), &signer);
+    let access = refresh.access_token(&signer).encode(&keys, &signer);
+    // The protected service's settings: no private key anywhere.
+    let verifier = Settings {
+        signing_key: None,
+        ..signer.clone()
+    };
+    let layer = TokenLayer::stateless(verifier).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let got = through(&layer, &calls, Some(&format!("Bearer {access}"))).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let mut forged = access.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let got = through(&layer, &calls, Some(&format!("Bearer {forged}"))).await;
+    assert_eq!(got.status, 401);
+    assert!(got.body.contains("Token is invalid"), "{}", got.body);
+}

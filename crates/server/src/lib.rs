@@ -25,6 +25,7 @@
 
 pub mod arbiter;
 pub mod config;
+mod context;
 mod control;
 pub mod http;
 pub mod listener;

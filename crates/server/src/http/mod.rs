@@ -84,7 +84,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::config::{Config, ForwardedAllowIps, HeaderMapMode, ProxyProtocol};
-use crate::worker::WorkerContext;
+use crate::context::WorkerContext;
 use conn::{Activity, Phase, Timeouts, TrackedIo};
 use service::{ConnMeta, ConnService};
 

@@ -35,8 +35,8 @@ use super::body::{BodyFlags, LimitedIncoming, TrackedBody};
 use super::conn::{Activity, ActivityGuard, Phase};
 use super::error::ProtocolError;
 use super::{limits, proxy, Shared};
+use crate::context::{InFlightGuard, RequestLabel};
 use crate::logging::{self, access::AccessRecord};
-use crate::worker::{InFlightGuard, RequestLabel};
 
 /// The `Server` header value.
 pub(crate) const SERVER_NAME: &str = "ferricorn";

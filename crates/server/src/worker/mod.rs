@@ -13,7 +13,6 @@
 //! `Connection: close` (see `http::conn`), wait up to `--graceful-timeout`,
 //! then drop what is left.
 
-mod context;
 pub(crate) mod supervised;
 
 use std::future::Future;
@@ -25,8 +24,7 @@ use ferricorn_app_interface::{Application, BoxError, WorkerInfo};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-pub(crate) use context::RequestLabel;
-pub use context::{InFlight, InFlightGuard, InFlightRequest, WorkerContext};
+pub use crate::context::{InFlight, InFlightGuard, InFlightRequest, WorkerContext};
 
 use crate::config::Config;
 use crate::http::conn::Phase;

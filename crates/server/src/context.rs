@@ -3,6 +3,10 @@
 //!
 //! The master's heartbeat reads these to report progress and, when a worker
 //! hangs, which request it was stuck on.
+//!
+//! Its own module, below both `http` (which counts and registers each
+//! request) and `worker` (which builds it and reports it to the master), so
+//! that neither of those imports the other in both directions.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

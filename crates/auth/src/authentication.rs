@@ -9,8 +9,8 @@
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
+use crate::compat::pyjson::Object;
 use crate::error::AuthError;
-use crate::pyjson::Object;
 use crate::settings::Settings;
 use crate::store::{Store, User};
 use crate::tokens::{self, Keys, TokenError};

@@ -8,8 +8,8 @@
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::StatusCode;
 
-use crate::pyjson::{Object, Value};
-use crate::response::{django_html, drf_json, Rendering, BAD_REQUEST_HTML};
+use crate::compat::pyjson::{Object, Value};
+use crate::compat::response::{django_html, drf_json, Rendering, BAD_REQUEST_HTML};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
 use ferricorn_app_interface::Response;

@@ -54,9 +54,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authentication::{authenticate_with, UserSource};
+use crate::compat::pyjson::Value;
+use crate::compat::response::Rendering;
 use crate::error::AuthError;
-use crate::pyjson::Value;
-use crate::response::Rendering;
 use crate::settings::Settings;
 use crate::store::{SqliteStore, Store};
 use crate::tokens::Keys;
@@ -280,8 +280,8 @@ mod extract {
     use http::request::Parts;
 
     use super::AuthUser;
+    use crate::compat::response::Rendering;
     use crate::error::AuthError;
-    use crate::response::Rendering;
 
     /// The rejection of [`AuthUser`] on a route the [`super::TokenLayer`]
     /// does not cover: simplejwt's 401 for a request without credentials,

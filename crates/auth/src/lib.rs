@@ -6,19 +6,22 @@
 //! server, with its users and tokens in an embedded SQLite file.
 //!
 //! Modules:
-//! - endpoints, one file each: [`obtain`], [`refresh`], [`verify`],
-//!   [`blacklist`], [`protected`] (the `hello` view);
-//! - [`tokens`]: claims, encoding, and the checks in simplejwt's order;
-//! - [`authentication`]: the `Authorization: Bearer` header → a user;
+//! - [`endpoints`]: the router and the views, one file each (`obtain`,
+//!   `refresh`, `verify`, `blacklist`, `protected`: the `hello` view);
+//! - [`layer`]: [`TokenLayer`], the same access-token check as a tower
+//!   layer, so other services (an axum `Router`) accept these tokens;
+//! - [`tokens`]: claims, keys, encoding, and the checks in simplejwt's order;
+//! - [`authentication`]: the `Authorization: Bearer` header → a user, the
+//!   one check the hello view and the layer share;
 //! - [`passwords`]: argon2id on a small pool of threads per worker, Django
 //!   hashes accepted;
 //! - [`settings`]: simplejwt's settings from the config file and environment;
 //! - [`store`]: the [`Store`](store::Store) trait and the SQLite store;
 //! - [`error`]: [`AuthError`] and its one conversion to a response;
-//! - [`drf`], [`pyjson`], [`response`]: the DRF, Django and Python behaviour
-//!   clients can observe (content negotiation, parsers, field messages, JSON
-//!   text, Django's own pages and security headers), checked against the
-//!   real simplejwt by `tests/simplejwt_differential.rs`.
+//! - [`compat`]: the DRF, Django and Python behaviour clients can observe
+//!   (content negotiation, parsers, field messages, JSON text, Django's own
+//!   pages and security headers), checked against the real simplejwt by
+//!   `tests/simplejwt_differential.rs`.
 //!
 //! What it is not: a user-management API (users are managed with the
 //! binary's commands), nor a general JWT library. Sliding tokens and
@@ -27,34 +30,26 @@
 #![forbid(unsafe_code)]
 
 pub mod authentication;
-pub mod blacklist;
-pub mod drf;
+pub mod compat;
+pub mod endpoints;
 pub mod error;
 pub mod layer;
-pub mod obtain;
 pub mod passwords;
-pub mod protected;
-pub mod pyjson;
-pub mod refresh;
-pub mod response;
 pub mod settings;
 pub mod store;
 pub mod tokens;
-pub mod verify;
+
+pub use compat::pyjson;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use http::header::{HeaderValue, ALLOW, LOCATION};
-use http::{Method, StatusCode};
 use rand::RngCore;
 
 pub use error::AuthError;
 use ferricorn_app_interface::{Application, BoxError, Request, Response};
 pub use layer::{AuthUser, TokenLayer, TokenService};
-use pyjson::Value;
-use response::Rendering;
 pub use settings::{Settings, SettingsError};
 use store::{SqliteStore, Store, StoreError, WriteOp, Writer};
 use tokens::Keys;
@@ -198,191 +193,6 @@ impl AuthApp {
 impl Application for AuthApp {
     fn call(&self, request: Request) -> impl Future<Output = Response> + Send {
         let state = Arc::clone(&self.state);
-        async move { route(&state, request).await }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum View {
-    Obtain,
-    Refresh,
-    Verify,
-    Blacklist,
-    Hello,
-}
-
-impl View {
-    fn of(path: &str) -> Option<View> {
-        Some(match path {
-            "/api/token/" => View::Obtain,
-            "/api/token/refresh/" => View::Refresh,
-            "/api/token/verify/" => View::Verify,
-            "/api/token/blacklist/" => View::Blacklist,
-            "/api/hello/" => View::Hello,
-            _ => return None,
-        })
-    }
-
-    fn allow(self) -> &'static str {
-        match self {
-            // `@api_view` builds this list from a Python set, so Django
-            // says "GET, OPTIONS" or "OPTIONS, GET" depending on the
-            // interpreter's hash seed; either is DRF's answer.
-            View::Hello => "GET, OPTIONS",
-            _ => "POST, OPTIONS",
-        }
-    }
-}
-
-async fn route(state: &State, request: Request) -> Response {
-    let mut res = dispatch(state, request).await;
-    response::add_django_headers(&mut res);
-    res
-}
-
-async fn dispatch(state: &State, request: Request) -> Response {
-    let path = django_path(request.uri().path());
-    let Some(view) = View::of(&path) else {
-        // Django's APPEND_SLASH: a known path without its slash redirects.
-        if View::of(&format!("{path}/")).is_some() {
-            let mut location = format!("{}/", escape_uri_path(&path));
-            if let Some(q) = request.uri().query().filter(|q| !q.is_empty()) {
-                location = format!("{location}?{q}");
-            }
-            let mut res = response::django_html(StatusCode::MOVED_PERMANENTLY, "");
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                res.headers_mut().insert(LOCATION, v);
-            }
-            return res;
-        }
-        return response::django_html(StatusCode::NOT_FOUND, response::NOT_FOUND_HTML);
-    };
-    // DRF negotiates the rendering first, before authentication and the
-    // method check: an unacceptable `Accept` is a 406 whatever else is
-    // wrong. A failed negotiation renders its error as plain JSON.
-    let (rendering, result) = match drf::negotiate(request.headers(), request.uri().query()) {
-        Err(e) => (Rendering::default(), Err(e)),
-        Ok(r) if matches!(view, View::Hello) => (r, hello(state, request).await),
-        Ok(r) => (r, token_view(state, view, request).await),
-    };
-    match result {
-        Ok(value) => with_allow(response::drf_json(StatusCode::OK, &value, rendering), view),
-        Err(e) if e.is_django_page() => {
-            e.into_response(state.settings.www_authenticate_type(), rendering)
-        }
-        Err(e) => with_allow(
-            e.into_response(state.settings.www_authenticate_type(), rendering),
-            view,
-        ),
-    }
-}
-
-/// DRF's `Allow` header, on every answer of a view.
-fn with_allow(mut res: Response, view: View) -> Response {
-    res.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(view.allow()));
-    res
-}
-
-/// The path as Django's URL resolver sees it: percent-decoded (the WSGI
-/// server decodes `PATH_INFO`), read as UTF-8, with bytes that are not
-/// UTF-8 percent-encoded again (Django's `repercent_broken_unicode`). So
-/// `/api/%68ello/` and `/api/token%2F` reach their views.
-fn django_path(raw: &str) -> String {
-    let b = raw.as_bytes();
-    let mut bytes = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| char::from(c).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|c| hex(*c)),
-            b.get(i + 2).and_then(|c| hex(*c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                bytes.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                bytes.push(c);
-                i += 1;
-            }
-        }
-    }
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for byte in chunk.invalid() {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Django's `escape_uri_path`: the path quoted for a `Location`, keeping
-/// `/:@&+$,-_.!~*'()`, letters and digits.
-fn escape_uri_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        if byte.is_ascii_alphanumeric() || b"/:@&+$,-_.!~*'()".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-async fn token_view(state: &State, view: View, request: Request) -> Result<Value, AuthError> {
-    let (name, description, fields) = match view {
-        View::Obtain => (obtain::NAME, obtain::DESCRIPTION, obtain::FIELDS),
-        View::Refresh => (refresh::NAME, refresh::DESCRIPTION, refresh::FIELDS),
-        View::Verify => (verify::NAME, verify::DESCRIPTION, verify::FIELDS),
-        _ => (blacklist::NAME, blacklist::DESCRIPTION, blacklist::FIELDS),
-    };
-    match *request.method() {
-        Method::POST => {
-            let data = drf::read_data(request).await?;
-            match view {
-                View::Obtain => obtain::post(state, data).await,
-                View::Refresh => refresh::post(state, data).await,
-                View::Verify => verify::post(state, data).await,
-                _ => blacklist::post(state, data).await,
-            }
-        }
-        Method::OPTIONS => Ok(drf::metadata(name, description, Some(fields))),
-        ref m => Err(AuthError::MethodNotAllowed(m.as_str().to_string())),
-    }
-}
-
-async fn hello(state: &State, request: Request) -> Result<Value, AuthError> {
-    // DRF authenticates and checks permissions before looking at the
-    // method: an anonymous POST is a 401, not a 405.
-    if authentication::authenticate(state, request.headers())
-        .await?
-        .is_none()
-    {
-        return Err(AuthError::NotAuthenticated);
-    }
-    // `@api_view(["GET"])` lists `get` and `options` only: Django's
-    // `View.setup` makes `head` an alias of `get`, but DRF dispatches only
-    // the methods listed, so HEAD is a 405 there.
-    match *request.method() {
-        Method::GET => Ok(protected::get()),
-        Method::OPTIONS => Ok(drf::metadata(protected::NAME, protected::DESCRIPTION, None)),
-        ref m => Err(AuthError::MethodNotAllowed(m.as_str().to_string())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_as_django_reads_them() {
-        assert_eq!(django_path("/api/%68ello/"), "/api/hello/");
-        assert_eq!(django_path("/api/token%2F"), "/api/token/");
-        assert_eq!(django_path("/a/%C3%A9%FF%zz"), "/a/é%FF%zz");
-        assert_eq!(escape_uri_path("/a b/é"), "/a%20b/%C3%A9");
+        async move { endpoints::route(&state, request).await }
     }
 }

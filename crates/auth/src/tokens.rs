@@ -27,7 +27,7 @@ use jsonwebtoken::{crypto, Algorithm, DecodingKey, EncodingKey};
 use rand::RngCore;
 use sha2::{Sha256, Sha384, Sha512};
 
-use crate::pyjson::{self, Object, Value};
+use crate::compat::pyjson::{self, Object, Value};
 use crate::settings::{algorithm_name, Settings};
 
 /// The largest timestamp Python's `datetime` can hold (9999-12-31T23:59:59).

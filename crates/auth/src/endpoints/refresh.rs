@@ -6,9 +6,9 @@
 //! refreshes of one token, in any worker, exactly one wins; the others are
 //! told the token is blacklisted (simplejwt itself lets such a race through).
 
-use crate::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::pyjson::{Object, Value};
 use crate::error::AuthError;
-use crate::pyjson::{Object, Value};
 use crate::store::{OutstandingToken, WriteOp};
 use crate::tokens::{self, Token, TokenError};
 use crate::State;

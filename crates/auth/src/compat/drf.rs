@@ -17,8 +17,8 @@ use http::HeaderMap;
 use crate::error::{AuthError, FieldErrors};
 // Rendering lives with the renderer, below the error ladder; negotiation
 // decides it here.
-use crate::pyjson::{self, is_py_space, Object, Value};
-pub use crate::response::Rendering;
+use crate::compat::pyjson::{self, is_py_space, Object, Value};
+pub use crate::compat::response::Rendering;
 use ferricorn_app_interface::Request;
 
 /// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MiB): the most we read.

@@ -1,7 +1,7 @@
 //! `GET /api/hello/`: a view behind `IsAuthenticated` with
 //! `JWTAuthentication`, as in simplejwt's tutorial.
 
-use crate::pyjson::{Object, Value};
+use crate::compat::pyjson::{Object, Value};
 
 /// The view's name in `OPTIONS` (`HelloView` → "Hello").
 pub const NAME: &str = "Hello";

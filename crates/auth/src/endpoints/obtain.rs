@@ -4,9 +4,9 @@
 //! token minted from it. Unknown user, wrong password and inactive user get
 //! the same answer and cost the same time.
 
-use crate::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::pyjson::{Object, Value};
 use crate::error::AuthError;
-use crate::pyjson::{Object, Value};
 use crate::store::{OutstandingToken, WriteOp};
 use crate::tokens::{self, Token};
 use crate::State;

@@ -11,7 +11,7 @@ use http::header::{
 };
 use http::StatusCode;
 
-use crate::pyjson::{dumps_indented, Value};
+use crate::compat::pyjson::{dumps_indented, Value};
 use ferricorn_app_interface::{Body, Response};
 
 /// How the answer is rendered, as DRF's content negotiation decided.

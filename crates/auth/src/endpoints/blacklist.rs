@@ -4,10 +4,10 @@
 //! blacklisting answers "Token is blacklisted" and an access token "Token
 //! has wrong type"), then added to the blacklist.
 
-use crate::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::pyjson::{Object, Value};
+use crate::endpoints::refresh::{outstanding, read_refresh_token};
 use crate::error::AuthError;
-use crate::pyjson::{Object, Value};
-use crate::refresh::{outstanding, read_refresh_token};
 use crate::store::WriteOp;
 use crate::tokens::{self, TokenError};
 use crate::State;

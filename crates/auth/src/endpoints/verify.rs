@@ -4,9 +4,9 @@
 //! and id. A blacklisted token is refused as a validation error (400), and
 //! only when BLACKLIST_AFTER_ROTATION is on, as simplejwt does.
 
-use crate::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::drf::{validate_fields, Data, FieldMeta};
+use crate::compat::pyjson::{Object, Value};
 use crate::error::AuthError;
-use crate::pyjson::{Object, Value};
 use crate::tokens::{self, Token};
 use crate::State;
 

@@ -161,6 +161,10 @@ def subjects(workers: int, scratch: Path) -> dict[str, Subject]:
         "BENCH_DJANGO_DB": str(scratch / "django.sqlite3"),
         "DJANGO_SETTINGS_MODULE": "benchsite.settings",
     }
+    axum_env = {
+        "FERRICORN_AUTH_SIGNING_KEY": SIGNING_KEY,
+        "FERRICORN_AUTH_DB": str(scratch / "axum-auth.sqlite3"),
+    }
     gunicorn_quiet = ["--log-level", "warning"]
     s = [
         Subject("bare-hyper", lambda p: [str(SUBJECTS_BIN / "hyper-hello"), "--bind", f"127.0.0.1:{p}", "--workers", w],
@@ -179,6 +183,14 @@ def subjects(workers: int, scratch: Path) -> dict[str, Subject]:
         Subject("simplejwt", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "benchsite.wsgi"],
                 cwd=BENCH / "django_app", env=django_env, probe_path="/api/hello/", probe_auth=True,
                 note="Django + DRF + simplejwt 5.5.1, Gunicorn sync"),
+        # The axum example's Router twice: under ferricorn (master, HTTP
+        # layer, tower adapter) and under plain axum::serve, N processes on
+        # one socket each. Its token layer opens the database in each worker.
+        Subject("ferricorn-axum", lambda p: [str(ex / "axum"), "-b", f"127.0.0.1:{p}", "-w", w],
+                env=axum_env, probe_path="/items"),
+        Subject("axum-serve", lambda p: [str(SUBJECTS_BIN / "axum-serve"), "--bind", f"127.0.0.1:{p}", "--workers", w],
+                env=axum_env, probe_path="/items",
+                note="the same Router (examples/axum.rs) under axum::serve, N processes on one socket"),
     ]
     return {x.name: x for x in s}
 
@@ -364,9 +376,10 @@ SCENARIOS = {
     "jwt-obtain": ("POST /api/token/ (password check: argon2id OWASP vs Django PBKDF2)", JWT, "simplejwt"),
     "hammer": ("p99 of GET /api/hello/ alone, then while a second wrk hammers POST /api/token/", JWT, "simplejwt"),
     "hup": ("GET / keep-alive with SIGHUP to the master halfway", ["gunicorn-sync", "ferricorn-hello"], "gunicorn-sync"),
+    "axum-items": ("GET /items of the axum example (keep-alive)", ["axum-serve", "ferricorn-axum"], "axum-serve"),
 }
 # Run order for a subject; `hup` last, since it replaces the workers.
-ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "hup"]
+ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "axum-items", "hup"]
 
 
 class Bench:
@@ -452,10 +465,15 @@ class Bench:
     def warm_up(self, running: Running, sc: str) -> None:
         load = Load(self.load.threads, self.load.connections, 1)
         path, headers = ("/api/hello/", [f"Authorization: Bearer {self.access}"]) if sc.startswith("jwt") or sc == "hammer" else ("/", [])
+        if sc == "axum-items":
+            path = "/items"
         run_wrk(wrk_cmd(load, running.url + path, self.lua["get"], headers))
 
     def sc_keepalive(self, running, rnd):
         return measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]))
+
+    def sc_axum_items(self, running, rnd):
+        return measured(running, wrk_cmd(self.load, running.url + "/items", self.lua["get"]))
 
     def sc_close(self, running, rnd):
         return measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"], ["Connection: close"]))
@@ -655,6 +673,10 @@ class Bench:
         runs = self.results.get("hammer", {}).get("ferricorn-auth")
         r = statistics.median(x["p99_ratio"] for x in runs) if runs else None
         judge("obtain hammering raises p99 of GET /api/hello/ by ≤ 2×", r, r is not None and r <= 2.0, fmt(r))
+        for key, what in (("rps", "req/s"), ("rpcs", "req/CPU-s")):
+            r = self.ratio("axum-items", "ferricorn-axum", "axum-items", "axum-serve", key)
+            judge(f"axum example under ferricorn ≥ 0.95 × axum::serve {what} (GET /items, keep-alive)", r,
+                  r is not None and r >= 0.95, fmt(r))
         runs = self.results.get("hup", {}).get("ferricorn-hello")
         n = sum(x["errors"] for x in runs) if runs else None
         judge("zero failed requests during a HUP reload", n, n == 0, f"{n} errors over {len(runs or [])} round(s)")

@@ -7,12 +7,12 @@ from rest_framework_simplejwt.views import (
     TokenBlacklistView,
 )
 
-from api.views import hello
+from api.views import HelloView
 
 urlpatterns = [
     path("api/token/", TokenObtainPairView.as_view()),
     path("api/token/refresh/", TokenRefreshView.as_view()),
     path("api/token/verify/", TokenVerifyView.as_view()),
     path("api/token/blacklist/", TokenBlacklistView.as_view()),
-    path("api/hello/", hello),
+    path("api/hello/", HelloView.as_view()),
 ]

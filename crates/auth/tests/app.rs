@@ -148,7 +148,7 @@ async fn whole_flow_and_token_shape() {
     }
     let (s, res, b) = hello(&f.app, Some(&format!("Bearer {access}"))).await;
     assert_eq!((s, b.as_str()), (200, r#"{"message":"Hello, World!"}"#));
-    assert_eq!(res.headers()["allow"], "GET, OPTIONS");
+    assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
     assert_eq!(res.headers()["content-type"], "application/json");
 
     let (s, _, b) = post(
@@ -474,7 +474,7 @@ async fn hello_errors() {
         let (s, res, b) = hello(&f.app, auth).await;
         assert_eq!((s, b.as_str()), (401, not_provided), "{auth:?}");
         assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
-        assert_eq!(res.headers()["allow"], "GET, OPTIONS");
+        assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
     }
     let two = r#"{"detail":"Authorization header must contain two space-delimited values","code":"bad_authorization_header"}"#;
     for auth in ["Bearer", "Bearer a b"] {

@@ -93,7 +93,7 @@ fn flow_rotation_and_concurrency_across_workers() {
         .bearer_auth(&access)
         .send()
         .unwrap();
-    assert_eq!(res.headers()["allow"], "GET, OPTIONS");
+    assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
     assert_eq!(res.text().unwrap(), r#"{"message":"Hello, World!"}"#);
 
     // Rotate, then reuse the old token (likely through the other worker).

@@ -44,10 +44,10 @@ impl View {
 
     fn allow(self) -> &'static str {
         match self {
-            // `@api_view` builds this list from a Python set, so Django
-            // says "GET, OPTIONS" or "OPTIONS, GET" depending on the
-            // interpreter's hash seed; either is DRF's answer.
-            View::Hello => "GET, OPTIONS",
+            // The tutorial's `class HelloView(APIView)` with a `get`: DRF
+            // lists the methods the class has in `http_method_names`
+            // order, and Django's `View.setup` gives it `head` as `get`.
+            View::Hello => "GET, HEAD, OPTIONS",
             _ => "POST, OPTIONS",
         }
     }
@@ -184,11 +184,11 @@ async fn hello(state: &State, request: Request) -> Result<Value, AuthError> {
     {
         return Err(AuthError::NotAuthenticated);
     }
-    // `@api_view(["GET"])` lists `get` and `options` only: Django's
-    // `View.setup` makes `head` an alias of `get`, but DRF dispatches only
-    // the methods listed, so HEAD is a 405 there.
+    // The tutorial's class-based view: Django's `View.setup` makes `head`
+    // an alias of `get` and DRF dispatches it, so HEAD is answered as GET
+    // (the server sends no body).
     match *request.method() {
-        Method::GET => Ok(protected::get()),
+        Method::GET | Method::HEAD => Ok(protected::get()),
         Method::OPTIONS => Ok(drf::metadata(protected::NAME, protected::DESCRIPTION, None)),
         ref m => Err(AuthError::MethodNotAllowed(m.as_str().to_string())),
     }

@@ -12,7 +12,7 @@ use http::HeaderMap;
 use crate::compat::pyjson::Object;
 use crate::error::AuthError;
 use crate::settings::Settings;
-use crate::store::{Store, User};
+use crate::store::{Db, User};
 use crate::tokens::{self, Keys, TokenError};
 use crate::State;
 
@@ -29,7 +29,7 @@ pub enum UserSource<'a> {
     /// The store ferricorn-auth writes (simplejwt's `JWTAuthentication`):
     /// the user must exist, and be active under `CHECK_USER_IS_ACTIVE`, so
     /// a deactivated user is refused at the next request.
-    Store(&'a dyn Store),
+    Store(&'a Db),
     /// The token's claims alone (simplejwt's
     /// `JWTStatelessUserAuthentication`): no read, and a user deactivated
     /// after the token was issued keeps access until it expires.
@@ -53,7 +53,7 @@ pub async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<U
     let found = authenticate_with(
         &state.settings,
         &state.keys,
-        UserSource::Store(&*state.store),
+        UserSource::Store(&state.store),
         headers,
     )
     .await?;
@@ -106,7 +106,7 @@ pub async fn authenticate_with(
             // simplejwt answers 500 for an id Django cannot read as an
             // integer; it names no user, so "User not found".
             let id = user_id.to_int().ok_or(AuthError::UserNotFound)?;
-            let user = store.user_by_id(id)?.ok_or(AuthError::UserNotFound)?;
+            let user = store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
             if settings.check_user_is_active && !user.is_active {
                 return Err(AuthError::UserInactive);
             }

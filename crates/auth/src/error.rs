@@ -3,7 +3,8 @@
 //!
 //! The variant says who is at fault: everything but [`AuthError::Store`] is
 //! the client's, answered with 4xx and not logged; a store failure is ours,
-//! answered with 500 and logged.
+//! answered with 500 and logged, or with 503 `store_unavailable` while the
+//! database is unavailable (logged by the store once per outage).
 
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::StatusCode;
@@ -90,6 +91,7 @@ impl AuthError {
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             NotFound => StatusCode::NOT_FOUND,
+            Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             NoActiveAccount
             | NoActiveAccountForToken
@@ -129,6 +131,12 @@ impl AuthError {
                 o.insert("messages", Value::Array(vec![Value::Object(m)]));
                 return Value::Object(o);
             }
+            // The driver's message is in the log, never in the answer.
+            Store(StoreError::Unavailable(_)) => {
+                o.insert("detail", Value::str("Service temporarily unavailable"));
+                o.insert("code", Value::str("store_unavailable"));
+                return Value::Object(o);
+            }
             Store(_) => {
                 o.insert("detail", Value::str("A server error occurred."));
                 return Value::Object(o);
@@ -153,8 +161,11 @@ impl AuthError {
     /// body and, on 401, `WWW-Authenticate` naming the first accepted header
     /// type (simplejwt's `get_authenticate_header`). The router adds `Allow`.
     pub fn into_response(self, auth_header_type: &str, rendering: Rendering) -> Response {
-        if let AuthError::Store(e) = &self {
-            eprintln!("ferricorn-auth: store error: {e}");
+        match &self {
+            // Logged by the store once per outage, not once per request.
+            AuthError::Store(StoreError::Unavailable(_)) => {}
+            AuthError::Store(e) => eprintln!("ferricorn-auth: store error: {e}"),
+            _ => {}
         }
         if self.is_django_page() {
             return django_html(StatusCode::BAD_REQUEST, BAD_REQUEST_HTML);

@@ -58,9 +58,9 @@ use crate::compat::pyjson::Value;
 use crate::compat::response::Rendering;
 use crate::error::AuthError;
 use crate::settings::Settings;
-use crate::store::{SqliteStore, Store};
+use crate::store::{Db, SqliteStore, Store};
 use crate::tokens::Keys;
-use crate::{keys_for, load_settings};
+use crate::{keys_for, load_settings, DbFlags};
 
 /// The authenticated user, in the request's extensions of every request
 /// the [`TokenLayer`] lets through. An axum handler takes it as an argument
@@ -83,13 +83,13 @@ struct Verifier {
     settings: Settings,
     keys: Keys,
     /// `None`: stateless.
-    store: Option<Arc<dyn Store>>,
+    store: Option<Db>,
 }
 
 impl Verifier {
     async fn check(&self, headers: &http::HeaderMap) -> Result<AuthUser, AuthError> {
         let users = match &self.store {
-            Some(store) => UserSource::Store(&**store),
+            Some(store) => UserSource::Store(store),
             None => UserSource::Claims,
         };
         let found = authenticate_with(&self.settings, &self.keys, users, headers)
@@ -143,8 +143,8 @@ fn to_json(value: &Value) -> serde_json::Value {
 /// ferricorn-auth access token; see the [module docs](self).
 ///
 /// Build it in each worker process (in the factory given to
-/// `ferricorn_tower::main`), not before the fork: with a store it holds a
-/// database connection, which must never cross a fork.
+/// `ferricorn_tower::main`), not before the fork: with a store it holds
+/// database connections, which must never cross a fork.
 #[derive(Clone)]
 pub struct TokenLayer {
     verifier: Arc<Verifier>,
@@ -154,8 +154,13 @@ impl TokenLayer {
     /// A layer that reads users from `store`. Without a configured signing
     /// key the one kept in the store is used (as ferricorn-auth does).
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<TokenLayer, BoxError> {
-        let keys = keys_for(&settings, &*store)?;
-        Ok(TokenLayer::with(settings, keys, Some(store)))
+        TokenLayer::with_db(settings, Db::embedded(store, false)?)
+    }
+
+    /// A layer that reads users from `db` (SQLite or PostgreSQL).
+    pub fn with_db(settings: Settings, db: Db) -> Result<TokenLayer, BoxError> {
+        let keys = keys_for(&settings, &db)?;
+        Ok(TokenLayer::with(settings, keys, Some(db)))
     }
 
     /// A layer on the SQLite database at `path`, the one ferricorn-auth's
@@ -168,11 +173,16 @@ impl TokenLayer {
 
     /// A layer that reads its settings and database as `ferricorn-auth
     /// serve` does: the `[auth]` table of the server's config file (its `db`
-    /// key) and the `FERRICORN_AUTH_*` environment variables
-    /// (`FERRICORN_AUTH_DB`, `FERRICORN_AUTH_SIGNING_KEY`, ...).
+    /// key: a SQLite file or a `postgres://` URL) and the `FERRICORN_AUTH_*`
+    /// environment variables (`FERRICORN_AUTH_DB`,
+    /// `FERRICORN_AUTH_SIGNING_KEY`, ...).
     pub fn from_config(config: &ferricorn_server::Config) -> Result<TokenLayer, BoxError> {
-        let (settings, db) = load_settings(config.app_table("auth"), None, env)?;
-        TokenLayer::open(settings, &db)
+        let (settings, database) =
+            load_settings(config.app_table("auth"), &DbFlags::default(), env)?;
+        let db = database
+            .open(false)
+            .map_err(|e| format!("database {}: {e}", database.display()))?;
+        TokenLayer::with_db(settings, db)
     }
 
     /// A stateless layer: the user is the token's claims, no store is read.
@@ -201,11 +211,11 @@ impl TokenLayer {
     pub fn stateless_from_config(
         config: &ferricorn_server::Config,
     ) -> Result<TokenLayer, BoxError> {
-        let (settings, _db) = load_settings(config.app_table("auth"), None, env)?;
+        let (settings, _db) = load_settings(config.app_table("auth"), &DbFlags::default(), env)?;
         TokenLayer::stateless(settings)
     }
 
-    fn with(settings: Settings, keys: Keys, store: Option<Arc<dyn Store>>) -> TokenLayer {
+    fn with(settings: Settings, keys: Keys, store: Option<Db>) -> TokenLayer {
         TokenLayer {
             verifier: Arc::new(Verifier {
                 settings,

@@ -3,7 +3,8 @@
 //! that clients of a Django deployment can be pointed at it unchanged.
 //!
 //! It is an [`Application`] ([`AuthApp`]) served by ferricorn's prefork
-//! server, with its users and tokens in an embedded SQLite file.
+//! server, with its users and tokens in an embedded SQLite file or, for
+//! several hosts, in PostgreSQL.
 //!
 //! Modules:
 //! - [`endpoints`]: the router and the views, one file each (`obtain`,
@@ -16,7 +17,8 @@
 //! - [`passwords`]: argon2id on a small pool of threads per worker, Django
 //!   hashes accepted;
 //! - [`settings`]: simplejwt's settings from the config file and environment;
-//! - [`store`]: the [`Store`](store::Store) trait and the SQLite store;
+//! - [`store`]: where users and tokens live: SQLite (embedded) or
+//!   PostgreSQL, behind [`Db`](store::Db);
 //! - [`error`]: [`AuthError`] and its one conversion to a response;
 //! - [`compat`]: the DRF, Django and Python behaviour clients can observe
 //!   (content negotiation, parsers, field messages, JSON text, Django's own
@@ -44,6 +46,7 @@ pub use compat::pyjson;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::RngCore;
 
@@ -51,7 +54,8 @@ pub use error::AuthError;
 use ferricorn_app_interface::{Application, BoxError, Request, Response};
 pub use layer::{AuthUser, TokenLayer, TokenService};
 pub use settings::{Settings, SettingsError};
-use store::{SqliteStore, Store, StoreError, WriteOp, Writer};
+use store::postgres::{self, migrations, PgOptions, Schema};
+use store::{Database, Db, SqliteStore, Store, WriteOp};
 use tokens::Keys;
 
 /// Password hashing threads per worker process. One: argon2id at OWASP's
@@ -64,36 +68,21 @@ use tokens::Keys;
 pub const PASSWORD_THREADS: usize = 1;
 
 /// What every request handler shares: settings, keys, the store, and the
-/// worker's password and writer threads.
+/// worker's password threads.
 pub struct State {
     /// The settings.
     pub settings: Settings,
     /// The signing and verifying keys.
     pub keys: Keys,
     /// The store.
-    pub store: Arc<dyn Store>,
-    writer: Writer,
+    pub store: Db,
     passwords: passwords::Pool,
 }
 
 impl State {
-    /// A point read (a user, a blacklist lookup), made inline on the
-    /// calling runtime thread: with the SQLite store it is an indexed read
-    /// of a few microseconds on a warm connection with a prepared
-    /// statement, much less than a hop to another thread and back, and in
-    /// WAL mode a reader does not wait for writers. Nothing else belongs
-    /// here.
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
-    ) -> Result<T, AuthError> {
-        f(&*self.store).map_err(AuthError::from)
-    }
-
-    /// A write, made by the worker's writer thread; see
-    /// [`WriteOp::apply_to`] for the answer.
+    /// A write; see [`WriteOp::apply_to`] for the answer.
     pub async fn write(&self, op: WriteOp) -> Result<bool, AuthError> {
-        self.writer.write(op).await.map_err(AuthError::from)
+        self.store.write(op).await.map_err(AuthError::from)
     }
 
     /// The worker's password hashing threads.
@@ -103,46 +92,185 @@ impl State {
 }
 
 /// The keys for `settings`. Without a configured signing key (HMAC
-/// algorithms), the one kept in `store` is used, generated on first start,
-/// with a warning: every process on that database agrees on it.
-pub fn keys_for(settings: &Settings, store: &dyn Store) -> Result<Keys, BoxError> {
+/// algorithms), the one kept in the database is used, generated on first
+/// start, with a warning: every process on that database, on every host,
+/// agrees on it.
+pub fn keys_for(settings: &Settings, db: &Db) -> Result<Keys, BoxError> {
     let key = match &settings.signing_key {
         Some(k) => k.clone(),
         None => {
-            let mut b = [0u8; 48];
-            rand::rngs::OsRng.fill_bytes(&mut b);
-            let (key, created) = store.signing_key(&hex::encode(b))?;
-            eprintln!(
-                "ferricorn-auth: warning: no signing key configured; {} the random key kept in the database. \
-                 Tokens stay valid across restarts only with this database. Set one with \
-                 FERRICORN_AUTH_SIGNING_KEY or signing_key in the [auth] table of the config file.",
-                if created { "generated and stored" } else { "using" }
-            );
+            let (key, created) = match db {
+                Db::Embedded { store, .. } => store.signing_key(&random_key())?,
+                Db::Postgres(pg) => stored_key(pg.options())?,
+            };
+            warn_stored_key(created);
             key
         }
     };
     Keys::new(settings, &key).map_err(|e| format!("auth signing_key/verifying_key: {e}").into())
 }
 
+fn random_key() -> String {
+    let mut b = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn stored_key(options: &PgOptions) -> Result<(String, bool), BoxError> {
+    Ok(migrations::blocking(migrations::signing_key(
+        options,
+        &random_key(),
+    ))??)
+}
+
+fn warn_stored_key(created: bool) {
+    eprintln!(
+        "ferricorn-auth: warning: no signing key configured; {} the random key kept in the database. \
+         Tokens stay valid across restarts only with this database. Set one with \
+         FERRICORN_AUTH_SIGNING_KEY or signing_key in the [auth] table of the config file.",
+        if created { "generated and stored" } else { "using" }
+    );
+}
+
+/// What the start of `ferricorn-auth serve` does before it forks: for
+/// PostgreSQL, check the connection, migrate the schema (once across hosts:
+/// an advisory lock) and, without a configured key, read (or store) the
+/// signing key, so that workers start without the database and a worker
+/// replaced during an outage serves 503s instead of failing to boot. The
+/// error is one line naming the problem and the fix, without the password.
+pub fn prepare(settings: &mut Settings, db: &Database) -> Result<(), BoxError> {
+    let Database::Postgres(options) = db else {
+        return Ok(());
+    };
+    let applied = migrations::blocking(migrations::migrate(options))??;
+    if !applied.is_empty() {
+        eprintln!(
+            "ferricorn-auth: PostgreSQL at {}: applied schema migrations {applied:?}",
+            options.display
+        );
+    }
+    if settings.signing_key.is_none() && settings.is_hmac() {
+        let (key, created) = stored_key(options)?;
+        warn_stored_key(created);
+        settings.signing_key = Some(key);
+    }
+    Ok(())
+}
+
+/// The database flags of the `ferricorn-auth` binary, which win over the
+/// environment and the config file.
+#[derive(Clone, Debug, Default)]
+pub struct DbFlags {
+    /// `--db`: a SQLite file or a `postgres://` URL.
+    pub db: Option<String>,
+    /// `--db-pool-size`.
+    pub pool_size: Option<usize>,
+    /// `--db-connect-timeout`, seconds.
+    pub connect_timeout: Option<f64>,
+    /// `--schema`.
+    pub schema: Option<String>,
+}
+
 /// The settings and the database as `ferricorn-auth serve` reads them: the
-/// `[auth]` table of the config file (its `db` key names the database),
-/// then `FERRICORN_AUTH_*` from `env`, which wins; `db` is the `--db` flag,
-/// which wins over both. The database defaults to [`DEFAULT_DB`].
+/// `[auth]` table of the config file (its `db`, `db_pool_size`,
+/// `db_connect_timeout` and `schema` keys say where the data lives), then
+/// `FERRICORN_AUTH_*` from `env`, which wins; `flags` win over both. The
+/// database defaults to the SQLite file [`DEFAULT_DB`].
 pub fn load_settings(
     table: Option<&toml::Table>,
-    db: Option<PathBuf>,
+    flags: &DbFlags,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<(Settings, PathBuf), SettingsError> {
+) -> Result<(Settings, Database), SettingsError> {
     let mut table = table.cloned();
-    let file_db = table
-        .as_mut()
-        .and_then(|t| t.remove("db"))
-        .and_then(|v| v.as_str().map(PathBuf::from));
-    let db = db
-        .or_else(|| env("FERRICORN_AUTH_DB").map(PathBuf::from))
-        .or(file_db)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-    Ok((Settings::load(table.as_ref(), env)?, db))
+    // The database keys, taken out of the table before simplejwt's settings
+    // are read from it: (file key, environment variable, flag).
+    let mut take = |key: &str,
+                    var: &str,
+                    flag: Option<String>|
+     -> Result<Option<(String, String)>, SettingsError> {
+        if let Some(v) = flag {
+            return Ok(Some((format!("--{}", key.replace('_', "-")), v)));
+        }
+        let file = table.as_mut().and_then(|t| t.remove(key));
+        if let Some(v) = env(var) {
+            return Ok(Some((var.to_string(), v)));
+        }
+        match file {
+            None => Ok(None),
+            Some(toml::Value::String(v)) => Ok(Some((key.to_string(), v))),
+            Some(toml::Value::Integer(v)) => Ok(Some((key.to_string(), v.to_string()))),
+            Some(toml::Value::Float(v)) => Ok(Some((key.to_string(), v.to_string()))),
+            Some(other) => Err(SettingsError {
+                key: key.to_string(),
+                message: format!("expected a string or a number, got {}", other.type_str()),
+            }),
+        }
+    };
+    let db = take("db", "FERRICORN_AUTH_DB", flags.db.clone())?;
+    let pool = take(
+        "db_pool_size",
+        "FERRICORN_AUTH_DB_POOL_SIZE",
+        flags.pool_size.map(|n| n.to_string()),
+    )?;
+    let timeout = take(
+        "db_connect_timeout",
+        "FERRICORN_AUTH_DB_CONNECT_TIMEOUT",
+        flags.connect_timeout.map(|t| t.to_string()),
+    )?;
+    let schema = take("schema", "FERRICORN_AUTH_SCHEMA", flags.schema.clone())?;
+    let settings = Settings::load(table.as_ref(), env)?;
+    let db = match db {
+        Some((key, url)) if postgres::is_url(&url) => {
+            let pool_size = match pool {
+                Some((key, v)) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| SettingsError {
+                        key,
+                        message: format!(
+                            "{v:?} is not a whole number of connections of at least 1"
+                        ),
+                    })?,
+                None => postgres::DEFAULT_POOL_SIZE,
+            };
+            let connect_timeout = match timeout {
+                Some((key, v)) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|t| t.is_finite() && *t > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| SettingsError {
+                        key,
+                        message: format!("{v:?} is not a number of seconds above 0"),
+                    })?,
+                None => postgres::DEFAULT_CONNECT_TIMEOUT,
+            };
+            let schema = match schema {
+                Some((key, v)) => v
+                    .parse::<Schema>()
+                    .map_err(|message| SettingsError { key, message })?,
+                None => Schema::default(),
+            };
+            let options = PgOptions::parse(&url, pool_size, connect_timeout, schema)
+                .map_err(|message| SettingsError { key, message })?;
+            Database::Postgres(Box::new(options))
+        }
+        other => {
+            if let Some((key, v)) = schema.filter(|(_, v)| v != "ferricorn") {
+                return Err(SettingsError {
+                    key,
+                    message: format!("{v:?} needs a PostgreSQL database (--db postgres://...); the SQLite store has ferricorn-auth's own tables only"),
+                });
+            }
+            Database::Sqlite(PathBuf::from(
+                other.map_or_else(|| DEFAULT_DB.to_string(), |(_, v)| v),
+            ))
+        }
+    };
+    Ok((settings, db))
 }
 
 /// The database file when none is named.
@@ -157,21 +285,23 @@ pub struct AuthApp {
 }
 
 impl AuthApp {
-    /// An application on `store`. Without a configured signing key (HMAC
-    /// algorithms), the one kept in the store is used, generated on first
-    /// start.
+    /// An application on an embedded store. Without a configured signing
+    /// key (HMAC algorithms), the one kept in the store is used, generated
+    /// on first start.
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<AuthApp, BoxError> {
-        let keys = keys_for(&settings, &*store)?;
-        let writer = Writer::new(Arc::clone(&store))
-            .map_err(|e| format!("starting the writer thread: {e}"))?;
+        AuthApp::with_db(settings, Db::embedded(store, true)?)
+    }
+
+    /// An application on `db` (opened in this process).
+    pub fn with_db(settings: Settings, db: Db) -> Result<AuthApp, BoxError> {
+        let keys = keys_for(&settings, &db)?;
         let passwords = passwords::Pool::new(PASSWORD_THREADS)
             .map_err(|e| format!("starting the password threads: {e}"))?;
         Ok(AuthApp {
             state: Arc::new(State {
                 settings,
                 keys,
-                store,
-                writer,
+                store: db,
                 passwords,
             }),
         })
@@ -182,6 +312,15 @@ impl AuthApp {
         let store =
             SqliteStore::open(path).map_err(|e| format!("database {}: {e}", path.display()))?;
         AuthApp::new(settings, Arc::new(store))
+    }
+
+    /// An application on `database`, opened in this process (call it in
+    /// the worker, after the fork).
+    pub fn open_database(settings: Settings, database: &Database) -> Result<AuthApp, BoxError> {
+        let db = database
+            .open(true)
+            .map_err(|e| format!("database {}: {e}", database.display()))?;
+        AuthApp::with_db(settings, db)
     }
 
     /// The shared state (for tests and tools).

@@ -2,19 +2,22 @@
 //! commands.
 //!
 //! ```text
-//! ferricorn-auth [--db PATH] serve [server flags]
-//! ferricorn-auth [--db PATH] createuser USERNAME [--password-stdin] [--inactive]
-//! ferricorn-auth [--db PATH] changepassword USERNAME [--password-stdin]
-//! ferricorn-auth [--db PATH] setactive USERNAME true|false
-//! ferricorn-auth [--db PATH] listusers
-//! ferricorn-auth [--db PATH] flushexpiredtokens
-//! ferricorn-auth [--db PATH] importusers FILE
+//! ferricorn-auth [--db PATH|URL] serve [server flags]
+//! ferricorn-auth [--db PATH|URL] migrate
+//! ferricorn-auth [--db PATH|URL] createuser USERNAME [--password-stdin] [--inactive]
+//! ferricorn-auth [--db PATH|URL] changepassword USERNAME [--password-stdin]
+//! ferricorn-auth [--db PATH|URL] setactive USERNAME true|false
+//! ferricorn-auth [--db PATH|URL] listusers
+//! ferricorn-auth [--db PATH|URL] flushexpiredtokens
+//! ferricorn-auth [--db PATH|URL] importusers FILE
 //! ```
 //!
 //! The database is `--db`, else `$FERRICORN_AUTH_DB`, else `db` in the
 //! `[auth]` table of the config file (serve only), else
-//! `ferricorn-auth.sqlite3` in the working directory; it is created on first
-//! use. Passwords are read from the first line of standard input with
+//! `ferricorn-auth.sqlite3` in the working directory. A `postgres://` URL
+//! (libpq form: several hosts, `target_session_attrs`...) names a
+//! PostgreSQL database, whose schema `serve` and `migrate` create and
+//! upgrade; anything else is a SQLite file, created on first use. Passwords are read from the first line of standard input with
 //! `--password-stdin`, else from `$FERRICORN_AUTH_PASSWORD`; there is no
 //! interactive prompt (a prompt that echoes would leak the password to the
 //! terminal, and scripts are the common caller).
@@ -25,11 +28,11 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ferricorn_auth::store::{SqliteStore, Store};
-use ferricorn_auth::{load_settings, passwords, AuthApp, DEFAULT_DB};
+use ferricorn_auth::store::postgres::migrations;
+use ferricorn_auth::store::{Database, Db, WriteOp};
+use ferricorn_auth::{load_settings, passwords, prepare, AuthApp, DbFlags};
 use ferricorn_server::{Config, ServerArgs};
 
 #[derive(Parser)]
@@ -39,10 +42,29 @@ use ferricorn_server::{Config, ServerArgs};
     about = "A djangorestframework-simplejwt compatible JWT token service"
 )]
 struct Cli {
-    /// SQLite database file, created on first use [env: FERRICORN_AUTH_DB]
-    /// [default: ferricorn-auth.sqlite3]
-    #[arg(long, global = true, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// The database: a SQLite file, created on first use, or a PostgreSQL
+    /// URL (postgres://USER:PASSWORD@HOST[:PORT][,HOST2...]/DBNAME)
+    /// [env: FERRICORN_AUTH_DB] [default: ferricorn-auth.sqlite3]
+    #[arg(long, global = true, value_name = "PATH|URL")]
+    db: Option<String>,
+
+    /// PostgreSQL connections per worker process [env:
+    /// FERRICORN_AUTH_DB_POOL_SIZE] [default: 8]
+    #[arg(long, global = true, value_name = "N")]
+    db_pool_size: Option<usize>,
+
+    /// Seconds to wait for a PostgreSQL connection, and for any one store
+    /// operation, before answering 503 [env:
+    /// FERRICORN_AUTH_DB_CONNECT_TIMEOUT] [default: 5]
+    #[arg(long, global = true, value_name = "SECONDS")]
+    db_connect_timeout: Option<f64>,
+
+    /// Whose tables in PostgreSQL: `ferricorn` (its own, migrated) or
+    /// `django` (a Django project's auth_user and simplejwt's
+    /// token_blacklist tables, used as they are) [env:
+    /// FERRICORN_AUTH_SCHEMA] [default: ferricorn]
+    #[arg(long, global = true, value_name = "SCHEMA")]
+    schema: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -55,6 +77,9 @@ enum Command {
         #[command(flatten)]
         server: Box<ServerArgs>,
     },
+    /// Create or upgrade the PostgreSQL schema (serve does it too; safe to
+    /// run from several hosts at once).
+    Migrate,
     /// Create a user; prints its id.
     Createuser {
         /// The user name (unique, case-sensitive).
@@ -99,14 +124,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve { server } => return serve(cli.db, *server),
-        other => {
-            let env_db = std::env::var_os("FERRICORN_AUTH_DB").map(PathBuf::from);
-            let db = cli.db.or(env_db);
-            admin(&db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB)), other)
-        }
+    let flags = DbFlags {
+        db: cli.db,
+        pool_size: cli.db_pool_size,
+        connect_timeout: cli.db_connect_timeout,
+        schema: cli.schema,
     };
+    if let Command::Serve { server } = cli.command {
+        return serve(flags, *server);
+    }
+    // The admin commands read the database settings from the flags and the
+    // environment (no config file).
+    let result = load_settings(None, &flags, |k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())
+        .and_then(|(_, database)| admin(&database, cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,23 +147,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(db: Option<PathBuf>, server: ServerArgs) -> ExitCode {
+fn serve(flags: DbFlags, server: ServerArgs) -> ExitCode {
     // Only the [auth] table is read here; serve_main reads the server's part.
     let table = match Config::resolve(server.clone()) {
         Ok(config) => config.app_table("auth").cloned(),
         // serve_main reports configuration errors with the right exit code.
         Err(_) => None,
     };
-    let (settings, db) = match load_settings(table.as_ref(), db, |k| std::env::var(k).ok()) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(ferricorn_server::EXIT_CONFIG);
+    let (mut settings, database) =
+        match load_settings(table.as_ref(), &flags, |k| std::env::var(k).ok()) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(ferricorn_server::EXIT_CONFIG);
+            }
+        };
+    // PostgreSQL: checked, migrated and its signing key read by the master,
+    // before it starts workers, so that a worker replaced during an outage
+    // starts without the database and answers 503 until it is back.
+    if !ferricorn_server::is_worker_process() {
+        let configured = settings.signing_key.is_some();
+        if let Err(e) = prepare(&mut settings, &database) {
+            eprintln!("ferricorn-auth: error: {e}");
+            return ExitCode::from(ferricorn_server::EXIT_APP_START);
         }
-    };
-    // The database is opened by each worker process in make_app, after the
-    // fork: a SQLite connection must never cross a fork.
-    ferricorn_server::serve_main(server, move || AuthApp::open(settings.clone(), &db))
+        if let (false, Some(key)) = (configured, &settings.signing_key) {
+            // Workers (and a master started by USR2) are new executions of
+            // this binary: they receive the key as a configured one would
+            // reach them. Nothing else runs yet in this process.
+            std::env::set_var("FERRICORN_AUTH_SIGNING_KEY", key);
+        }
+    }
+    // The store is opened by each worker process in make_app, after the
+    // fork: a SQLite connection must never cross a fork, and a PostgreSQL
+    // connection belongs to the runtime it was made on.
+    ferricorn_server::serve_main(server, move || {
+        AuthApp::open_database(settings.clone(), &database)
+    })
 }
 
 fn read_password(from_stdin: bool) -> Result<String, String> {
@@ -155,46 +206,76 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
     Ok(pw)
 }
 
-fn open(db: &Path) -> Result<SqliteStore, String> {
-    SqliteStore::open(db).map_err(|e| format!("database {}: {e}", db.display()))
+fn admin(database: &Database, command: Command) -> Result<(), String> {
+    // The password is read before anything connects.
+    let password = match &command {
+        Command::Createuser { password_stdin, .. }
+        | Command::Changepassword { password_stdin, .. } => {
+            Some(passwords::hash(&read_password(*password_stdin)?))
+        }
+        _ => None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime: {e}"))?;
+    rt.block_on(async {
+        if let Database::Postgres(options) = database {
+            if matches!(command, Command::Migrate) {
+                let applied = migrations::migrate(options).await?;
+                if applied.is_empty() {
+                    println!("the schema is up to date (version {})", migrations::LATEST);
+                } else {
+                    println!("applied migrations {applied:?}");
+                }
+                return Ok(());
+            }
+            migrations::check(options).await?;
+        } else if matches!(command, Command::Migrate) {
+            // Opening a SQLite file creates its tables.
+            database.open(false).map_err(|e| open_error(database, e))?;
+            println!("the schema is up to date");
+            return Ok(());
+        }
+        let db = database.open(false).map_err(|e| open_error(database, e))?;
+        run_admin(&db, command, password).await
+    })
 }
 
-fn admin(db: &Path, command: Command) -> Result<(), String> {
+fn open_error(database: &Database, e: impl std::fmt::Display) -> String {
+    format!("database {}: {e}", database.display())
+}
+
+async fn run_admin(db: &Db, command: Command, password: Option<String>) -> Result<(), String> {
+    let hash = || password.clone().expect("read before connecting");
     match command {
-        Command::Serve { .. } => unreachable!("handled by serve"),
+        Command::Serve { .. } | Command::Migrate => unreachable!("handled by the caller"),
         Command::Createuser {
-            username,
-            password_stdin,
-            inactive,
+            username, inactive, ..
         } => {
-            let pw = read_password(password_stdin)?;
-            let store = open(db)?;
-            let id = store
-                .create_user(&username, &passwords::hash(&pw), !inactive)
+            let id = db
+                .create_user(&username, &hash(), !inactive)
+                .await
                 .map_err(|e| e.to_string())?;
             println!("{id}");
         }
-        Command::Changepassword {
-            username,
-            password_stdin,
-        } => {
-            let pw = read_password(password_stdin)?;
-            let store = open(db)?;
-            let user = store
+        Command::Changepassword { username, .. } => {
+            let user = db
                 .user_by_username(&username)
+                .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no user named {username:?}"))?;
-            store
-                .set_password(user.id, &passwords::hash(&pw))
+            db.write(WriteOp::SetPassword(user.id, hash()))
+                .await
                 .map_err(|e| e.to_string())?;
         }
         Command::Setactive { username, active } => {
-            open(db)?
-                .set_active(&username, active)
+            db.set_active(&username, active)
+                .await
                 .map_err(|e| e.to_string())?;
         }
         Command::Listusers => {
-            for u in open(db)?.list_users().map_err(|e| e.to_string())? {
+            for u in db.list_users().await.map_err(|e| e.to_string())? {
                 let last = u
                     .last_login
                     .map(|t| t.to_string())
@@ -204,10 +285,10 @@ fn admin(db: &Path, command: Command) -> Result<(), String> {
         }
         Command::Flushexpiredtokens => {
             let now = ferricorn_auth::tokens::now() as i64;
-            let n = open(db)?.flush_expired(now).map_err(|e| e.to_string())?;
+            let n = db.flush_expired(now).await.map_err(|e| e.to_string())?;
             println!("{n}");
         }
-        Command::Importusers { file } => import(&Arc::new(open(db)?), &file)?,
+        Command::Importusers { file } => import(db, &file).await?,
     }
     Ok(())
 }
@@ -231,7 +312,7 @@ fn csv_fields(line: &str) -> Vec<String> {
     fields
 }
 
-fn import(store: &Arc<SqliteStore>, file: &Path) -> Result<(), String> {
+async fn import(db: &Db, file: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let (mut imported, mut failed) = (0, 0);
     for (n, line) in text.lines().enumerate() {
@@ -264,7 +345,7 @@ fn import(store: &Arc<SqliteStore>, file: &Path) -> Result<(), String> {
                 continue;
             }
         };
-        match store.create_user(f[0].trim(), f[1].trim(), active) {
+        match db.create_user(f[0].trim(), f[1].trim(), active).await {
             Ok(_) => imported += 1,
             Err(e) => {
                 eprintln!("{}:{row}: {e}", file.display());

@@ -623,6 +623,7 @@ async fn generated_key_is_shared() {
     a.state()
         .store
         .create_user("u", &passwords::hash("p"), true)
+        .await
         .unwrap();
     let (s, _, body) = post(&a, "/api/token/", r#"{"username":"u","password":"p"}"#).await;
     assert_eq!(s, 200);

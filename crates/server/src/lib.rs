@@ -39,8 +39,8 @@ pub mod worker;
 pub use config::{Config, ServerArgs};
 pub use listener::Listener;
 pub use run::{
-    bind_all, main, main_with_config, serve_main, serve_main_with_config, EXIT_APP_START,
-    EXIT_CONFIG, EXIT_START,
+    bind_all, is_worker_process, main, main_with_config, serve_main, serve_main_with_config,
+    EXIT_APP_START, EXIT_CONFIG, EXIT_START,
 };
 pub use worker::{run_worker_process, serve, InFlight, InFlightRequest, WorkerContext};
 

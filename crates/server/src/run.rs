@@ -121,6 +121,14 @@ where
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_START))
 }
 
+/// Whether this process is a worker started by a master. Workers run the
+/// binary's `main` again (the master executes the binary for each), so an
+/// application's `main` uses this to skip what belongs to the master alone:
+/// a schema migration, a check before serving, a warning printed once.
+pub fn is_worker_process() -> bool {
+    supervised::worker_id_from_env().is_some()
+}
+
 /// A worker process started by the master: serve until told to stop.
 fn worker_main<A, F>(config: Config, worker_id: u32, make_app: F) -> ExitCode
 where

@@ -29,8 +29,9 @@ fn main() {
         // Built in the worker, as ferricorn builds it: the token layer
         // opens its database here.
         let (settings, db) =
-            ferricorn_auth::load_settings(None, None, |k| std::env::var(k).ok()).expect("settings");
-        let auth = ferricorn_auth::TokenLayer::open(settings, &db).expect("token layer");
+            ferricorn_auth::load_settings(None, &Default::default(), |k| std::env::var(k).ok()).expect("settings");
+        let auth = ferricorn_auth::TokenLayer::with_db(settings, db.open(false).expect("database"))
+            .expect("token layer");
         let router = example::router(auth);
         // TCP_NODELAY on every accepted connection, as ferricorn and
         // hyper-hello set it (axum::serve does not by default).

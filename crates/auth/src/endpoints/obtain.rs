@@ -34,7 +34,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         values.next().unwrap_or_default(),
         values.next().unwrap_or_default(),
     );
-    let user = state.read(|s| s.user_by_username(&username))?;
+    let user = state.store.user_by_username(&username).await?;
     // An unknown user is checked against a dummy hash on the same threads,
     // so it costs what a wrong password costs.
     let verified = state

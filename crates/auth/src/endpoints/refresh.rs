@@ -41,7 +41,7 @@ pub async fn read_refresh_token(state: &State, raw: &str, now: f64) -> Result<To
     let jti = token
         .jti(settings)
         .ok_or(AuthError::InvalidToken(TokenError::NoId))?;
-    if state.read(|s| s.is_blacklisted(&jti))? {
+    if state.store.is_blacklisted(&jti).await? {
         return Err(AuthError::InvalidToken(TokenError::Blacklisted));
     }
     tokens::verify(&token.payload, settings, Some("refresh"), now)
@@ -78,7 +78,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     {
         // A missing user or an unreadable id is a 500 in simplejwt.
         let id = uid.to_int().ok_or(AuthError::NoActiveAccountForToken)?;
-        let user = state.read(|s| s.user_by_id(id))?;
+        let user = state.store.user_by_id(id).await?;
         match user {
             Some(u) if !settings.check_user_is_active || u.is_active => {}
             _ => return Err(AuthError::NoActiveAccountForToken),

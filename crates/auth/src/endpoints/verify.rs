@@ -30,7 +30,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     tokens::verify(&payload, settings, None, now).map_err(AuthError::InvalidToken)?;
     if settings.blacklist_after_rotation {
         if let Some(jti) = Token::from_payload(payload, now).jti(settings) {
-            if state.read(|s| s.is_blacklisted(&jti))? {
+            if state.store.is_blacklisted(&jti).await? {
                 return Err(AuthError::Validation(vec![(
                     "non_field_errors".into(),
                     vec!["Token is blacklisted".into()],

@@ -1,7 +1,9 @@
-//! The store: users, outstanding tokens and blacklisted tokens, behind the
-//! [`Store`] trait, with [`SqliteStore`] as the embedded default.
+//! The store: users, outstanding tokens and blacklisted tokens, in an
+//! embedded SQLite file ([`SqliteStore`], the default) or in PostgreSQL
+//! ([`PgStore`], for several hosts). [`Database`] is where the data lives as
+//! configured; [`Db`] is the store a process serves from, whichever it is.
 //!
-//! The trait is synchronous on purpose: backends are blocking libraries
+//! The [`Store`] trait is the embedded stores' and is synchronous on purpose: backends are blocking libraries
 //! (rusqlite). The endpoints make the short point reads (a user by id, "is
 //! this jti blacklisted") inline on the runtime thread: an indexed read on a
 //! warm connection takes microseconds, far less than handing it to another
@@ -10,9 +12,14 @@
 //! runtime never waits on a lock and the store may commit several in one
 //! transaction.
 
+pub mod postgres;
 mod sqlite;
 mod writer;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use postgres::{PgOptions, PgStore, Schema};
 pub use sqlite::SqliteStore;
 pub use writer::Writer;
 
@@ -88,12 +95,20 @@ impl WriteOp {
     }
 }
 
-/// A store failure. It is the server's fault: the client sees a 500.
+/// A store failure. It is the server's fault: the client sees a 500, or a
+/// 503 while the database is unavailable.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed (after retrying while it was busy).
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// A PostgreSQL statement failed (not an outage: see `Unavailable`).
+    #[error("PostgreSQL: {0}")]
+    Postgres(tokio_postgres::Error),
+    /// The database cannot serve now (down, restarting, unreachable, out of
+    /// connections): a 503 `store_unavailable`, until it is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The username is taken (from `create_user`).
     #[error("a user named {0:?} already exists")]
     UsernameTaken(String),
@@ -157,4 +172,155 @@ pub trait Store: Send + Sync + 'static {
     /// housekeeping off the request path (the SQLite store checkpoints its
     /// write-ahead log). The default does nothing.
     fn idle(&self) {}
+}
+
+/// Where the data lives, as configured by `--db`, `FERRICORN_AUTH_DB` or
+/// `db` in the `[auth]` table: a `postgres://` URL, else a SQLite file.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(Box<PgOptions>),
+}
+
+impl Database {
+    /// The database as it may be printed (a URL without its password).
+    pub fn display(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(o) => o.display.clone(),
+        }
+    }
+
+    /// Opens the store in this process. Call it after the fork (in each
+    /// worker): a SQLite connection must never cross a fork, and a
+    /// PostgreSQL connection is a task of the runtime it was made on (the
+    /// pool connects on first use). `writer`: start the writer thread of an
+    /// embedded store (the service); without it, writes are made on the
+    /// calling thread (the admin commands, the token layer).
+    pub fn open(&self, writer: bool) -> Result<Db, StoreError> {
+        match self {
+            Database::Sqlite(path) => {
+                let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
+                Db::embedded(store, writer)
+            }
+            Database::Postgres(options) => Ok(Db::Postgres(Box::new(PgStore::new(
+                (**options).clone(),
+            )?))),
+        }
+    }
+}
+
+/// The store a process serves from. Its methods are async: the embedded
+/// stores answer reads inline and send writes to the [`Writer`] thread;
+/// PostgreSQL's pool awaits the server.
+pub enum Db {
+    /// A synchronous [`Store`] (SQLite).
+    Embedded {
+        /// The store.
+        store: Arc<dyn Store>,
+        /// The writer thread; `None`: writes on the calling thread.
+        writer: Option<Writer>,
+    },
+    /// PostgreSQL.
+    Postgres(Box<PgStore>),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Db::Embedded { .. } => f.write_str("Db::Embedded"),
+            Db::Postgres(pg) => f.debug_tuple("Db::Postgres").field(pg).finish(),
+        }
+    }
+}
+
+impl Db {
+    /// An embedded store, with its writer thread when `writer`.
+    pub fn embedded(store: Arc<dyn Store>, writer: bool) -> Result<Db, StoreError> {
+        let writer = if writer {
+            Some(
+                Writer::new(Arc::clone(&store))
+                    .map_err(|e| StoreError::Task(format!("starting the writer thread: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Db::Embedded { store, writer })
+    }
+
+    /// The user with this exact username.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.user_by_username(username),
+            Db::Postgres(pg) => pg.user_by_username(username).await,
+        }
+    }
+
+    /// The user with this id.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.user_by_id(id),
+            Db::Postgres(pg) => pg.user_by_id(id).await,
+        }
+    }
+
+    /// Whether a jti is blacklisted.
+    pub async fn is_blacklisted(&self, jti: &str) -> Result<bool, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.is_blacklisted(jti),
+            Db::Postgres(pg) => pg.is_blacklisted(jti).await,
+        }
+    }
+
+    /// Applies a write; see [`WriteOp::apply_to`] for the answer. Answers
+    /// once it is durable.
+    pub async fn write(&self, op: WriteOp) -> Result<bool, StoreError> {
+        match self {
+            Db::Embedded {
+                writer: Some(w), ..
+            } => w.write(op).await,
+            Db::Embedded { store, .. } => op.apply_to(&**store),
+            Db::Postgres(pg) => pg.write(&op).await,
+        }
+    }
+
+    /// Creates a user; returns the new id.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        is_active: bool,
+    ) -> Result<i64, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.create_user(username, password_hash, is_active),
+            Db::Postgres(pg) => pg.create_user(username, password_hash, is_active).await,
+        }
+    }
+
+    /// Sets whether a user is active; `NoSuchUser` when absent.
+    pub async fn set_active(&self, username: &str, is_active: bool) -> Result<(), StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.set_active(username, is_active),
+            Db::Postgres(pg) => pg.set_active(username, is_active).await,
+        }
+    }
+
+    /// All users, by id.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.list_users(),
+            Db::Postgres(pg) => pg.list_users().await,
+        }
+    }
+
+    /// Deletes outstanding (and their blacklist) entries expired before
+    /// `now`; how many outstanding entries went.
+    pub async fn flush_expired(&self, now: i64) -> Result<usize, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.flush_expired(now),
+            Db::Postgres(pg) => pg.flush_expired(now).await,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and benchmarks use, when missing.
-# --ci: what the test suite needs (nginx, python3 with venv); --bench: also wrk.
+# --ci: what the test suite needs (nginx, python3 with venv, PostgreSQL's
+# server binaries: the tests initdb clusters of their own); --bench: also wrk.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -8,6 +9,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 # and the benchmark's Python subjects need it).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# initdb is not on PATH on Debian; pg_config may be absent without libpq-dev.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi

@@ -282,6 +282,7 @@ pub const DEFAULT_DB: &str = "ferricorn-auth.sqlite3";
 #[derive(Clone)]
 pub struct AuthApp {
     state: Arc<State>,
+    flush_every: Option<Duration>,
 }
 
 impl AuthApp {
@@ -304,6 +305,7 @@ impl AuthApp {
                 store: db,
                 passwords,
             }),
+            flush_every: None,
         })
     }
 
@@ -323,6 +325,16 @@ impl AuthApp {
         AuthApp::with_db(settings, db)
     }
 
+    /// Deletes expired outstanding and blacklisted tokens every `every`
+    /// (`ferricorn-auth flushexpiredtokens` on a timer). With PostgreSQL
+    /// one worker of the whole cluster does it each time (the one that
+    /// takes an advisory lock; the others skip); with SQLite, one host,
+    /// every worker tries and all but the first find nothing to delete.
+    pub fn flush_expired_every(mut self, every: Option<Duration>) -> AuthApp {
+        self.flush_every = every;
+        self
+    }
+
     /// The shared state (for tests and tools).
     pub fn state(&self) -> &State {
         &self.state
@@ -333,5 +345,43 @@ impl Application for AuthApp {
     fn call(&self, request: Request) -> impl Future<Output = Response> + Send {
         let state = Arc::clone(&self.state);
         async move { endpoints::route(&state, request).await }
+    }
+
+    fn on_worker_start(
+        &self,
+        _worker: &ferricorn_app_interface::WorkerInfo,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        if let Some(every) = self.flush_every {
+            tokio::spawn(flush_expired_periodically(Arc::clone(&self.state), every));
+        }
+        async { Ok(()) }
+    }
+}
+
+/// The timer of [`AuthApp::flush_expired_every`]; ends with the worker's
+/// runtime.
+async fn flush_expired_periodically(state: Arc<State>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = tokens::now() as i64;
+        let flushed = match &state.store {
+            Db::Postgres(pg) => {
+                pg.with_advisory_lock(migrations::FLUSH_LOCK, pg.flush_expired(now))
+                    .await
+            }
+            db => db.flush_expired(now).await.map(Some),
+        };
+        match flushed {
+            Ok(Some(n)) if n > 0 => eprintln!(
+                "ferricorn-auth: [{}] flushed {n} expired tokens",
+                std::process::id()
+            ),
+            Ok(_) => {}
+            // An outage is logged by the store itself.
+            Err(store::StoreError::Unavailable(_)) => {}
+            Err(e) => eprintln!("ferricorn-auth: flushing expired tokens: {e}"),
+        }
     }
 }

@@ -28,6 +28,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ferricorn_auth::store::postgres::migrations;
@@ -65,6 +66,12 @@ struct Cli {
     /// FERRICORN_AUTH_SCHEMA] [default: ferricorn]
     #[arg(long, global = true, value_name = "SCHEMA")]
     schema: Option<String>,
+
+    /// serve: delete expired tokens every SECONDS (one worker of the whole
+    /// cluster does it each time); off by default [env:
+    /// FERRICORN_AUTH_FLUSH_EXPIRED_EVERY; config: flush_expired_every]
+    #[arg(long, global = true, value_name = "SECONDS")]
+    flush_expired_every: Option<f64>,
 
     #[command(subcommand)]
     command: Command,
@@ -131,7 +138,7 @@ fn main() -> ExitCode {
         schema: cli.schema,
     };
     if let Command::Serve { server } = cli.command {
-        return serve(flags, *server);
+        return serve(flags, cli.flush_expired_every, *server);
     }
     // The admin commands read the database settings from the flags and the
     // environment (no config file).
@@ -147,12 +154,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(flags: DbFlags, server: ServerArgs) -> ExitCode {
+fn serve(flags: DbFlags, flush_every: Option<f64>, server: ServerArgs) -> ExitCode {
     // Only the [auth] table is read here; serve_main reads the server's part.
-    let table = match Config::resolve(server.clone()) {
+    let mut table = match Config::resolve(server.clone()) {
         Ok(config) => config.app_table("auth").cloned(),
         // serve_main reports configuration errors with the right exit code.
         Err(_) => None,
+    };
+    let flush_every = match flush_interval(flush_every, table.as_mut()) {
+        Ok(every) => every,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(ferricorn_server::EXIT_CONFIG);
+        }
     };
     let (mut settings, database) =
         match load_settings(table.as_ref(), &flags, |k| std::env::var(k).ok()) {
@@ -183,7 +197,33 @@ fn serve(flags: DbFlags, server: ServerArgs) -> ExitCode {
     // connection belongs to the runtime it was made on.
     ferricorn_server::serve_main(server, move || {
         AuthApp::open_database(settings.clone(), &database)
+            .map(|app| app.flush_expired_every(flush_every))
     })
+}
+
+/// `--flush-expired-every`, else `FERRICORN_AUTH_FLUSH_EXPIRED_EVERY`, else
+/// `flush_expired_every` in `[auth]` (taken out of the table).
+fn flush_interval(
+    flag: Option<f64>,
+    table: Option<&mut ferricorn_server::toml::Table>,
+) -> Result<Option<Duration>, String> {
+    const VAR: &str = "FERRICORN_AUTH_FLUSH_EXPIRED_EVERY";
+    let file = table.and_then(|t| t.remove("flush_expired_every"));
+    let (name, raw) = if let Some(v) = flag {
+        ("--flush-expired-every", v.to_string())
+    } else if let Ok(v) = std::env::var(VAR) {
+        (VAR, v)
+    } else if let Some(v) = file {
+        ("flush_expired_every", v.to_string())
+    } else {
+        return Ok(None);
+    };
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Some(Duration::from_secs_f64(s)))
+        .ok_or_else(|| format!("{name}: {raw:?} is not a number of seconds above 0"))
 }
 
 fn read_password(from_stdin: bool) -> Result<String, String> {

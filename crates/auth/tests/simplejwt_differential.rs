@@ -204,14 +204,22 @@ fn start_django(bench: &Path, dir: &Path) -> (Proc, SocketAddr) {
     (proc, addr)
 }
 
-/// `ferricorn-auth serve`, one worker, on a port it picks; the address is
-/// read from its "Listening at" line.
-fn start_ferricorn(dir: &Path) -> (Proc, SocketAddr) {
-    let db = dir.join("auth.sqlite3");
+/// `ferricorn-auth serve`, one worker, on a port it picks, on `db` (a
+/// SQLite file or a PostgreSQL URL); the address is read from its
+/// "Listening at" line.
+fn start_ferricorn(dir: &Path, db: &str) -> (Proc, SocketAddr) {
+    if db.starts_with("postgres://") {
+        // The admin commands need the schema; serve would make it too.
+        run(
+            "ferricorn-auth migrate",
+            Command::new(BIN).args(["--db", db, "migrate"]),
+            "",
+        );
+    }
     for (i, (name, active)) in USERS.iter().enumerate() {
         let mut cmd = Command::new(BIN);
         cmd.arg("--db")
-            .arg(&db)
+            .arg(db)
             .args(["createuser", name, "--password-stdin"]);
         if !active {
             cmd.arg("--inactive");
@@ -226,7 +234,7 @@ fn start_ferricorn(dir: &Path) -> (Proc, SocketAddr) {
     let server = serve(
         Command::new(BIN)
             .arg("--db")
-            .arg(&db)
+            .arg(db)
             .args(["serve", "-b", "127.0.0.1:0", "-w", "1"])
             .current_dir(dir)
             .env("FERRICORN_AUTH_SIGNING_KEY", KEY)
@@ -1734,19 +1742,42 @@ fn capture(case: &Case, reply: &Reply, vars: &mut Vars) {
 
 #[test]
 fn ferricorn_auth_answers_as_simplejwt_does() {
-    let bench = match venv() {
-        Ok(b) => b,
+    let Some(bench) = venv_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("auth.sqlite3");
+    compare_with_simplejwt(&bench, dir.path(), db.to_str().unwrap());
+}
+
+/// The same cases with ferricorn-auth on PostgreSQL (issue 13): the store
+/// changes nothing a client can see.
+#[test]
+fn ferricorn_auth_on_postgresql_answers_as_simplejwt_does() {
+    let Some(bench) = venv_or_skip() else { return };
+    let Some(pg) = common::postgres::PgCluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    compare_with_simplejwt(&bench, dir.path(), &pg.url());
+}
+
+/// The venv with Django and simplejwt; `None` after reporting the skip (a
+/// failure under `CI=true`).
+fn venv_or_skip() -> Option<PathBuf> {
+    match venv() {
+        Ok(b) => Some(b),
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("CI=true and the simplejwt venv is unavailable: {why}")
         }
         Err(why) => {
             eprintln!("skipping the simplejwt differential test: {why}");
-            return;
+            None
         }
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let (_django, django) = start_django(&bench, dir.path());
-    let (_ours, ours) = start_ferricorn(dir.path());
+    }
+}
+
+fn compare_with_simplejwt(bench: &Path, dir: &Path, db: &str) {
+    let (_django, django) = start_django(bench, dir);
+    let (_ours, ours) = start_ferricorn(dir, db);
 
     let minted = minted();
     let (mut our_vars, mut their_vars) = (minted.clone(), minted);

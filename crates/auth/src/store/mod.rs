@@ -205,9 +205,9 @@ impl Database {
                 let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
                 Db::embedded(store, writer)
             }
-            Database::Postgres(options) => Ok(Db::Postgres(Box::new(PgStore::new(
-                (**options).clone(),
-            )?))),
+            Database::Postgres(options) => {
+                Ok(Db::Postgres(Box::new(PgStore::new((**options).clone())?)))
+            }
         }
     }
 }

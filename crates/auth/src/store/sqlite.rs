@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 ";
 
+/// Tokens deleted per transaction by `flush_expired`.
+const FLUSH_BATCH: usize = 1000;
 /// How long one attempt waits for a lock before SQLite reports busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times a busy operation is retried before it is an error.
@@ -414,16 +416,36 @@ impl Store for SqliteStore {
         self.write(|tx| Ok(insert_blacklisted(tx, token)?))
     }
 
+    /// In transactions of [`FLUSH_BATCH`] tokens, so that logins and
+    /// refreshes of the other workers wait for the write lock only briefly.
     fn flush_expired(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "DELETE FROM blacklisted_tokens WHERE jti IN (SELECT jti FROM outstanding_tokens WHERE expires_at <= ?1)",
-            )?
-            .execute([now])?;
-            Ok(tx
-                .prepare_cached("DELETE FROM outstanding_tokens WHERE expires_at <= ?1")?
-                .execute([now])?)
-        })
+        let mut total = 0;
+        loop {
+            let n = self.write(|tx| {
+                tx.prepare_cached(
+                    "CREATE TEMP TABLE IF NOT EXISTS flush (jti TEXT PRIMARY KEY)",
+                )?
+                .execute([])?;
+                tx.prepare_cached("DELETE FROM temp.flush")?.execute([])?;
+                tx.prepare_cached(
+                    "INSERT INTO temp.flush SELECT jti FROM outstanding_tokens WHERE expires_at <= ?1 LIMIT ?2",
+                )?
+                .execute(params![now, FLUSH_BATCH])?;
+                tx.prepare_cached(
+                    "DELETE FROM blacklisted_tokens WHERE jti IN (SELECT jti FROM temp.flush)",
+                )?
+                .execute([])?;
+                Ok(tx
+                    .prepare_cached(
+                        "DELETE FROM outstanding_tokens WHERE jti IN (SELECT jti FROM temp.flush)",
+                    )?
+                    .execute([])?)
+            })?;
+            total += n;
+            if n < FLUSH_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     fn signing_key(&self, candidate: &str) -> Result<(String, bool), StoreError> {
@@ -525,6 +547,20 @@ mod tests {
         assert!(!s.blacklist(&tok("a")).unwrap());
         assert!(s.is_blacklisted("a").unwrap());
         assert_eq!(s.flush_expired(100).unwrap(), 1);
+        // More than one batch, and nothing unexpired.
+        for i in 0..2500 {
+            s.add_outstanding(&tok(&format!("e{i}"))).unwrap();
+        }
+        s.add_outstanding(&OutstandingToken {
+            expires_at: 1000,
+            ..tok("live")
+        })
+        .unwrap();
+        assert!(s.blacklist(&tok("e7")).unwrap());
+        assert_eq!(s.flush_expired(100).unwrap(), 2500);
+        assert!(!s.is_blacklisted("e7").unwrap());
+        assert_eq!(s.flush_expired(100).unwrap(), 0);
+        assert_eq!(s.flush_expired(1000).unwrap(), 1);
         let (k1, new1) = s.signing_key("one").unwrap();
         let (k2, new2) = s.signing_key("two").unwrap();
         assert_eq!(

@@ -5,6 +5,9 @@
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod nginx;
+pub mod postgres;
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;

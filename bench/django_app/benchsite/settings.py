@@ -33,20 +33,40 @@ MIDDLEWARE = [
 ROOT_URLCONF = "benchsite.urls"
 WSGI_APPLICATION = "benchsite.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("BENCH_DJANGO_DB", str(BASE_DIR / "db.sqlite3")),
-        # Two worker processes write (outstanding and blacklisted tokens):
-        # WAL, IMMEDIATE transactions and a long busy timeout keep
-        # "database is locked" away, as a careful SQLite deployment would.
-        "OPTIONS": {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
+if os.environ.get("BENCH_DJANGO_PG"):
+    # A PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/NAME): the
+    # database ferricorn-auth shares in --schema django mode, and the
+    # benchmark's simplejwt-on-PostgreSQL subject.
+    from urllib.parse import unquote, urlsplit
+
+    _pg = urlsplit(os.environ["BENCH_DJANGO_PG"])
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _pg.path.lstrip("/"),
+            "USER": unquote(_pg.username or ""),
+            "PASSWORD": unquote(_pg.password or ""),
+            "HOST": _pg.hostname or "",
+            "PORT": str(_pg.port or 5432),
+            # Persistent connections, as a tuned deployment has them.
+            "CONN_MAX_AGE": 600,
+        }
     }
-}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("BENCH_DJANGO_DB", str(BASE_DIR / "db.sqlite3")),
+            # Two worker processes write (outstanding and blacklisted tokens):
+            # WAL, IMMEDIATE transactions and a long busy timeout keep
+            # "database is locked" away, as a careful SQLite deployment would.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
 
 # Django's default hasher (PBKDF2-SHA256, Django's default iterations).
 AUTH_PASSWORD_VALIDATORS = []
@@ -70,7 +90,7 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
-    "UPDATE_LAST_LOGIN": False,
+    "UPDATE_LAST_LOGIN": os.environ.get("BENCH_UPDATE_LAST_LOGIN") == "1",
 }
 
 LOGGING = {

@@ -33,7 +33,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ferricorn_auth::store::postgres::migrations;
 use ferricorn_auth::store::{Database, Db, WriteOp};
-use ferricorn_auth::{load_settings, passwords, prepare, AuthApp, DbFlags};
+use ferricorn_auth::{load_settings, prepare, AuthApp, DbFlags};
 use ferricorn_server::{Config, ServerArgs};
 
 #[derive(Parser)]
@@ -250,9 +250,7 @@ fn admin(database: &Database, command: Command) -> Result<(), String> {
     // The password is read before anything connects.
     let password = match &command {
         Command::Createuser { password_stdin, .. }
-        | Command::Changepassword { password_stdin, .. } => {
-            Some(passwords::hash(&read_password(*password_stdin)?))
-        }
+        | Command::Changepassword { password_stdin, .. } => Some(read_password(*password_stdin)?),
         _ => None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -287,7 +285,7 @@ fn open_error(database: &Database, e: impl std::fmt::Display) -> String {
 }
 
 async fn run_admin(db: &Db, command: Command, password: Option<String>) -> Result<(), String> {
-    let hash = || password.clone().expect("read before connecting");
+    let hash = || db.hash_password(password.as_deref().expect("read before connecting"));
     match command {
         Command::Serve { .. } | Command::Migrate => unreachable!("handled by the caller"),
         Command::Createuser {

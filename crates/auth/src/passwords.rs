@@ -102,6 +102,35 @@ fn hash_with(password: &str, memory: &mut Memory) -> String {
     )
 }
 
+/// Django 5.2's PBKDF2-SHA256 iterations (its default hasher's).
+pub const DJANGO_PBKDF2_ITERATIONS: u32 = 1_000_000;
+
+/// Hashes a password as Django's default hasher does
+/// (`pbkdf2_sha256$ITERATIONS$SALT$HASH`, a 22-character alphanumeric salt),
+/// for a Django project's own user table (`--schema django`), which every
+/// Django reads whatever hashers it has installed.
+pub fn hash_django_pbkdf2(password: &str) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    let salt = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 22);
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+        password.as_bytes(),
+        salt.as_bytes(),
+        DJANGO_PBKDF2_ITERATIONS,
+        &mut out,
+    );
+    format!(
+        "pbkdf2_sha256${DJANGO_PBKDF2_ITERATIONS}${salt}${}",
+        STANDARD.encode(out)
+    )
+}
+
+/// What an unknown user's login is checked against in a Django table: the
+/// cost of Django's default hasher, so that an unknown name takes as long
+/// as a wrong password (no password hashes to it: its hash is not one).
+pub const DJANGO_DUMMY_HASH: &str =
+    "pbkdf2_sha256$1000000$ferricornunknownuser00$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
 /// Checks `password` against a stored hash (ours or Django's). Unusable
 /// hashes (Django's `!...`) and unknown formats never match.
 pub fn verify(password: &str, encoded: &str) -> Verified {
@@ -386,6 +415,11 @@ mod tests {
             pool.verify("pw".into(), None),
         );
         assert!(a.ok && !a.needs_upgrade);
+        let django = hash_django_pbkdf2("pw");
+        assert!(django.starts_with("pbkdf2_sha256$1000000$"));
+        assert!(verify("pw", &django).ok);
+        assert!(!verify("pw2", &django).ok);
+        assert!(!verify("pw", DJANGO_DUMMY_HASH).ok);
         assert_eq!((b, c), (NO, NO));
     }
 }

@@ -29,10 +29,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -40,6 +40,7 @@ use ferricorn_auth::pyjson::{self, Value};
 
 mod common;
 
+use common::django::{venv_or_skip, Django};
 use common::{b64, jti, now, run, serve, Proc, BIN};
 
 const KEY: &str = "differential-test-signing-key-0123456789abcdef";
@@ -115,93 +116,15 @@ const EXPECTED_DIFFERENCES: &[(&str, &str)] = &[
 
 // ------------------------------------------------------------ processes
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The venv's Python, or why the test cannot run.
-fn venv() -> Result<PathBuf, String> {
-    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
-    let bin = bench.join(".venv/bin");
-    for tool in ["python", "gunicorn"] {
-        if !bin.join(tool).exists() {
-            return Err(format!(
-                "{} is missing; create it with `bash bench/python-env.sh`",
-                bin.join(tool).display()
-            ));
-        }
-    }
-    Ok(bench)
-}
-
-/// The Django project under Gunicorn, one worker.
 fn start_django(bench: &Path, dir: &Path) -> (Proc, SocketAddr) {
-    let app = bench.join("django_app");
-    let bin = bench.join(".venv/bin");
-    let env = [
-        ("DJANGO_SETTINGS_MODULE", "benchsite.settings".to_string()),
-        ("BENCH_SIGNING_KEY", KEY.to_string()),
-        (
-            "BENCH_DJANGO_DB",
-            dir.join("django.sqlite3").display().to_string(),
-        ),
-        // Keep the source tree free of __pycache__ directories.
-        ("PYTHONDONTWRITEBYTECODE", "1".to_string()),
-    ];
-    let python = |args: &[&str]| {
-        let mut c = Command::new(bin.join("python"));
-        c.args(args).current_dir(&app).envs(env.iter().cloned());
-        c
-    };
-    run(
-        "manage.py migrate",
-        &mut python(&["manage.py", "migrate", "-v", "0"]),
-        "",
+    let db = dir.join("django.sqlite3").display().to_string();
+    let django = Django::start(
+        bench,
+        dir,
+        &[("BENCH_SIGNING_KEY", KEY), ("BENCH_DJANGO_DB", &db)],
     );
-    let mut script = String::from("from django.contrib.auth.models import User\n");
-    for (i, (name, active)) in USERS.iter().enumerate() {
-        script += &format!(
-            "u = User.objects.create_user({name:?}, password={PASSWORD:?}, is_active={})\n\
-             assert u.id == {}, u.id\n",
-            if *active { "True" } else { "False" },
-            i + 1
-        );
-    }
-    run(
-        "manage.py shell",
-        &mut python(&["manage.py", "shell", "--no-imports", "-c", &script]),
-        "",
-    );
-    let port = free_port();
-    let mut proc = Proc::spawn(
-        "gunicorn",
-        Command::new(bin.join("gunicorn"))
-            .args(["-b", &format!("127.0.0.1:{port}"), "-w", "1"])
-            .args(["--log-level", "warning", "benchsite.wsgi"])
-            .current_dir(&app)
-            .envs(env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            // Django logs every 4xx; keep them out of the test's output.
-            .stderr(std::fs::File::create(dir.join("gunicorn.log")).unwrap()),
-    );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = proc.exited() {
-            panic!("gunicorn exited before listening: {status}");
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "gunicorn not listening in 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (proc, addr)
+    django.create_users(USERS, PASSWORD);
+    (django.proc, django.addr)
 }
 
 /// `ferricorn-auth serve`, one worker, on a port it picks, on `db` (a
@@ -1758,21 +1681,6 @@ fn ferricorn_auth_on_postgresql_answers_as_simplejwt_does() {
     };
     let dir = tempfile::tempdir().unwrap();
     compare_with_simplejwt(&bench, dir.path(), &pg.url());
-}
-
-/// The venv with Django and simplejwt; `None` after reporting the skip (a
-/// failure under `CI=true`).
-fn venv_or_skip() -> Option<PathBuf> {
-    match venv() {
-        Ok(b) => Some(b),
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and the simplejwt venv is unavailable: {why}")
-        }
-        Err(why) => {
-            eprintln!("skipping the simplejwt differential test: {why}");
-            None
-        }
-    }
 }
 
 fn compare_with_simplejwt(bench: &Path, dir: &Path, db: &str) {

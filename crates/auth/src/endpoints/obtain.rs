@@ -9,7 +9,7 @@ use crate::compat::pyjson::{Object, Value};
 use crate::error::AuthError;
 use crate::store::{OutstandingToken, WriteOp};
 use crate::tokens::{self, Token};
-use crate::State;
+use crate::{passwords, State};
 
 /// The view's name in `OPTIONS`.
 pub const NAME: &str = "Token Obtain Pair";
@@ -35,18 +35,24 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         values.next().unwrap_or_default(),
     );
     let user = state.store.user_by_username(&username).await?;
+    let django = state.store.keeps_django_hashes();
     // An unknown user is checked against a dummy hash on the same threads,
-    // so it costs what a wrong password costs.
-    let verified = state
-        .passwords()
-        .verify(password.clone(), user.as_ref().map(|u| u.password.clone()))
-        .await;
+    // so it costs what a wrong password costs (in a Django table, what
+    // Django's default hasher costs).
+    let stored = match &user {
+        Some(u) => Some(u.password.clone()),
+        None if django => Some(passwords::DJANGO_DUMMY_HASH.to_string()),
+        None => None,
+    };
+    let verified = state.passwords().verify(password.clone(), stored).await;
     let user = match user {
         Some(u) if verified.ok => u,
         _ => return Err(AuthError::NoActiveAccount),
     };
-    if verified.needs_upgrade {
-        // Django re-hashes with the preferred hasher on a successful check.
+    if verified.needs_upgrade && !django {
+        // Django re-hashes with the preferred hasher on a successful check;
+        // a Django project's own table keeps Django's hashes (Django
+        // upgrades them itself).
         let hash = state.passwords().hash(password).await;
         state.write(WriteOp::SetPassword(user.id, hash)).await?;
     }

@@ -250,6 +250,24 @@ impl Db {
         Ok(Db::Embedded { store, writer })
     }
 
+    /// Whether the users are a Django project's own (`--schema django`):
+    /// their hashes stay in the format of Django's default hasher, which
+    /// every Django reads, so they are never upgraded to ours.
+    pub fn keeps_django_hashes(&self) -> bool {
+        matches!(self, Db::Postgres(pg) if pg.options().schema == Schema::Django)
+    }
+
+    /// The password hash to store for `password`: ours (argon2id), or in a
+    /// Django table Django's default (PBKDF2-SHA256). Slow on purpose: call
+    /// it off the runtime (the admin commands).
+    pub fn hash_password(&self, password: &str) -> String {
+        if self.keeps_django_hashes() {
+            crate::passwords::hash_django_pbkdf2(password)
+        } else {
+            crate::passwords::hash(password)
+        }
+    }
+
     /// The user with this exact username.
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         match self {

@@ -5,6 +5,7 @@
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod django;
 pub mod nginx;
 pub mod postgres;
 

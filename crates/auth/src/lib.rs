@@ -354,6 +354,14 @@ impl Application for AuthApp {
         if let Some(every) = self.flush_every {
             tokio::spawn(flush_expired_periodically(Arc::clone(&self.state), every));
         }
+        if matches!(self.state.store, Db::Postgres(_)) {
+            let state = Arc::clone(&self.state);
+            tokio::spawn(async move {
+                if let Db::Postgres(pg) = &state.store {
+                    pg.warm().await;
+                }
+            });
+        }
         async { Ok(()) }
     }
 }

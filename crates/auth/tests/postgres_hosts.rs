@@ -108,14 +108,20 @@ fn host(url: &str, workers: u32, extra_env: &[(&str, &str)]) -> Server {
 
 /// Starts `n` hosts at the same moment (their masters migrate the schema
 /// concurrently).
-fn hosts(url: &str, n: usize, workers: u32) -> Vec<Server> {
+fn hosts(url: &str, n: usize, workers: u32, extra_env: &[(&str, &str)]) -> Vec<Server> {
     let start = Arc::new(Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|_| {
             let (url, start) = (url.to_string(), Arc::clone(&start));
+            let env: Vec<(String, String)> = extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             std::thread::spawn(move || {
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 start.wait();
-                host(&url, workers, &[])
+                host(&url, workers, &env)
             })
         })
         .collect();
@@ -144,7 +150,9 @@ fn obtain(client: &reqwest::blocking::Client, base: &str, user: &str) -> (String
 fn three_hosts_on_one_database_behind_nginx() {
     let Some(pg) = PgCluster::start() else { return };
     let url = pg.url();
-    let hosts = hosts(&url, 3, 2);
+    // A generous connect timeout: this test is about correctness, and a
+    // loaded 2-core machine can take seconds to fork PostgreSQL backends.
+    let hosts = hosts(&url, 3, 2, &[("FERRICORN_AUTH_DB_CONNECT_TIMEOUT", "15")]);
 
     // The schema was created once, by whichever master took the lock.
     let migrated = hosts
@@ -244,8 +252,21 @@ fn three_hosts_on_one_database_behind_nginx() {
     let results: Vec<(u16, Value)> = racers.into_iter().map(|t| t.join().unwrap()).collect();
     let winners = results.iter().filter(|(s, _)| *s == 200).count();
     assert_eq!(winners, 1, "{results:?}");
+    let why = || -> String {
+        hosts
+            .iter()
+            .flat_map(|h| {
+                log_of(h)
+                    .lines()
+                    .filter(|l| l.contains("PostgreSQL"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
-        assert_eq!(*status, 401, "{body}");
+        assert_eq!(*status, 401, "{body}; the hosts logged:\n{}", why());
         assert_eq!(body["detail"], "Token is blacklisted", "{body}");
         assert_eq!(body["code"], "token_not_valid", "{body}");
     }
@@ -305,7 +326,7 @@ struct Seen {
 fn postgres_stopped_under_load_then_back() {
     let Some(pg) = PgCluster::start() else { return };
     let url = pg.url();
-    let fleet = hosts(&url, 2, 2);
+    let fleet = hosts(&url, 2, 2, &[("FERRICORN_AUTH_DB_CONNECT_TIMEOUT", "2")]);
     admin(
         &url,
         &["createuser", "alice", "--password-stdin"],

@@ -26,8 +26,8 @@
 //! spends of one token, on any number of hosts, exactly one changes a row.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
@@ -124,20 +124,18 @@ pub fn is_url(s: &str) -> bool {
 
 /// `url` with the password (between `user:` and `@`) replaced by `***`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    // The userinfo ends at the last '@' before the path.
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    let redacted = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_string(),
-    };
-    let mut out = format!("{scheme}://{redacted}{}", &rest[at..]);
+    let mut out = url.to_string();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        // The userinfo ends at the last '@' before the path.
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => rest[..at].to_string(),
+            };
+            out = format!("{scheme}://{userinfo}{}", &rest[at..]);
+        }
+    }
     // A password given as a query parameter too.
     if let Some(q) = out.find("password=") {
         let end = out[q..].find('&').map_or(out.len(), |e| q + e);
@@ -317,9 +315,9 @@ pub struct PgStore {
     pool: Pool,
     options: PgOptions,
     sql: Sql,
-    /// Set while PostgreSQL is unavailable, so the outage is logged once
-    /// when it starts and once when it ends, not once per request.
-    down: AtomicBool,
+    /// The outage log: PostgreSQL is logged unavailable once when an
+    /// outage starts and available once when it ends, not per request.
+    outage: Outage,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -327,6 +325,42 @@ impl std::fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether PostgreSQL is down, as this process sees it. An outage ends
+/// with a success after [`Outage::SETTLE`] without a failure, so the
+/// moments of a stop or a start, when some connections still work and
+/// others already fail, make one outage, not several.
+#[derive(Default)]
+struct Outage {
+    down: AtomicBool,
+    /// Milliseconds since `EPOCH` of the last failure.
+    last_failure: AtomicU64,
+}
+
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn millis() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+impl Outage {
+    const SETTLE: Duration = Duration::from_secs(1);
+
+    /// Records a failure; `true` when it starts an outage.
+    fn failed(&self) -> bool {
+        self.last_failure.store(millis(), Ordering::Relaxed);
+        !self.down.swap(true, Ordering::Relaxed)
+    }
+
+    /// Records a success; `true` when it ends an outage. One atomic load
+    /// when there is none.
+    fn succeeded(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+            && millis().saturating_sub(self.last_failure.load(Ordering::Relaxed))
+                >= Self::SETTLE.as_millis() as u64
+            && self.down.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -369,8 +403,16 @@ impl PgStore {
             sql: Sql::new(options.schema),
             pool,
             options,
-            down: AtomicBool::new(false),
+            outage: Outage::default(),
         })
+    }
+
+    /// Opens a first connection of the pool (a worker calls it as it
+    /// starts, so its first requests do not wait for a connection and its
+    /// login). A failure is only logged: requests answer 503 until
+    /// PostgreSQL is reachable.
+    pub async fn warm(&self) {
+        let _ = self.run(self.client()).await;
     }
 
     /// The options it was built with.
@@ -390,21 +432,26 @@ impl PgStore {
                 self.options.connect_timeout.as_secs_f64()
             ))),
         };
-        if let Err(StoreError::Unavailable(why)) = &result {
-            if !self.down.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "ferricorn-auth: [{}] PostgreSQL at {} is unavailable: {why}; \
-                     answering 503 store_unavailable until it is back",
-                    std::process::id(),
-                    self.options.display
-                );
+        match &result {
+            Err(StoreError::Unavailable(why)) => {
+                if self.outage.failed() {
+                    eprintln!(
+                        "ferricorn-auth: [{}] PostgreSQL at {} is unavailable: {why}; \
+                         answering 503 store_unavailable until it is back",
+                        std::process::id(),
+                        self.options.display
+                    );
+                }
             }
-        } else if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
-            eprintln!(
-                "ferricorn-auth: [{}] PostgreSQL at {} is available again",
-                std::process::id(),
-                self.options.display
-            );
+            _ => {
+                if self.outage.succeeded() {
+                    eprintln!(
+                        "ferricorn-auth: [{}] PostgreSQL at {} is available again",
+                        std::process::id(),
+                        self.options.display
+                    );
+                }
+            }
         }
         result
     }
@@ -596,4 +643,39 @@ impl PgStore {
 
 fn outstanding_params(t: &OutstandingToken) -> [&(dyn tokio_postgres::types::ToSql + Sync); 5] {
     [&t.jti, &t.user_id, &t.token, &t.created_at, &t.expires_at]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_one_outage_however_it_flaps() {
+        let o = Outage::default();
+        assert!(!o.succeeded(), "no outage yet");
+        assert!(o.failed(), "the first failure starts it");
+        assert!(
+            !o.succeeded(),
+            "a success right after a failure does not end it"
+        );
+        assert!(!o.failed(), "nor does the next failure start another");
+        std::thread::sleep(Outage::SETTLE + Duration::from_millis(50));
+        assert!(o.succeeded(), "a success after the settling time ends it");
+        assert!(!o.succeeded(), "once");
+        assert!(o.failed(), "a later failure is a new outage");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:p%40ss@h1:5432,h2/db?sslmode=disable"),
+            "postgres://u:***@h1:5432,h2/db?sslmode=disable"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgresql://h/db?user=u&password=secret&x=1"),
+            "postgresql://h/db?user=u&password=***&x=1"
+        );
+        assert_eq!(redact("postgres://u:a@b@h/db"), "postgres://u:***@h/db");
+    }
 }

@@ -12,7 +12,10 @@
 //!   worker was stuck on (Gunicorn's bare "WORKER TIMEOUT" line is its most
 //!   common complaint);
 //! - `retire REASON` when it has served its `--max-requests` quota and asks
-//!   the master to replace it.
+//!   the master to replace it;
+//! - `m JSON`, with `--metrics-bind`: everything the worker has counted
+//!   since it started ([`Snapshot`]), after each heartbeat and once more
+//!   when it has drained, for the master to sum.
 //!
 //! Why a socket and not a file: Gunicorn's heartbeat is the mtime of a
 //! temporary file, and on a slow disk whole fleets time out together. A
@@ -29,6 +32,8 @@ pub(crate) const ENV_WORKER_ID: &str = "FERRICORN_WORKER_ID";
 pub(crate) const ENV_LISTEN_FDS: &str = "FERRICORN_LISTEN_FDS";
 /// Environment variable: the worker's end of the control socket.
 pub(crate) const ENV_CONTROL_FD: &str = "FERRICORN_CONTROL_FD";
+
+use crate::metrics::Snapshot;
 
 /// Longest path kept in a heartbeat line.
 const MAX_PATH: usize = 256;
@@ -49,6 +54,8 @@ pub(crate) enum WorkerMessage {
     },
     /// The worker has reached a recycling limit and asks to be replaced.
     Retire(String),
+    /// The worker's metrics totals.
+    Metrics(Snapshot),
 }
 
 /// A request a worker is serving, as its heartbeat reports it.
@@ -66,6 +73,9 @@ impl WorkerMessage {
         let mut parts = line.splitn(7, ' ');
         match parts.next()? {
             "ready" => Some(WorkerMessage::Ready),
+            "m" => serde_json::from_str(line.strip_prefix("m ")?)
+                .ok()
+                .map(WorkerMessage::Metrics),
             "retire" => Some(WorkerMessage::Retire(
                 line.strip_prefix("retire ").unwrap_or("").to_string(),
             )),
@@ -96,6 +106,12 @@ impl WorkerMessage {
         match self {
             WorkerMessage::Ready => "ready\n".to_string(),
             WorkerMessage::Retire(reason) => format!("retire {}\n", clean(reason, 200)),
+            // JSON escapes every control byte: one line whatever the
+            // application named its metrics and labels.
+            WorkerMessage::Metrics(snapshot) => format!(
+                "m {}\n",
+                serde_json::to_string(snapshot).unwrap_or_else(|_| "{}".into())
+            ),
             WorkerMessage::Heartbeat {
                 requests,
                 stalled,
@@ -174,20 +190,26 @@ impl ControlSender {
 /// The thread keeps reporting, the runtime's own ticker tells how long it
 /// has been stuck, and the master decides on `--timeout` from that.
 pub(crate) fn heartbeat(
-    mut sender: ControlSender,
+    sender: &std::sync::Mutex<ControlSender>,
     interval: Duration,
     quota: Option<u64>,
+    metrics: bool,
     status: impl Fn() -> (u64, Duration, Option<Busy>),
 ) {
     let master = std::os::unix::process::parent_id();
     let mut retired = false;
     loop {
         let (requests, stalled, busy) = status();
+        let mut sender = sender.lock().unwrap_or_else(|p| p.into_inner());
         let mut result = sender.send(&WorkerMessage::Heartbeat {
             requests,
             stalled,
             busy,
         });
+        if metrics {
+            result = result
+                .and_then(|()| sender.send(&WorkerMessage::Metrics(crate::metrics::snapshot())));
+        }
         if let (Some(quota), false) = (quota, retired) {
             if requests >= quota - quota / 4 {
                 retired = true;
@@ -195,6 +217,7 @@ pub(crate) fn heartbeat(
                 result = result.and_then(|()| sender.send(&WorkerMessage::Retire(reason)));
             }
         }
+        drop(sender);
         if result.is_err() || std::os::unix::process::parent_id() != master {
             return;
         }

@@ -30,6 +30,7 @@ mod control;
 pub mod http;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod pidfile;
 mod run;
 mod sys;

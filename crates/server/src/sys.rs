@@ -107,6 +107,12 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(pages * page.max(4096) as u64)
 }
 
+/// The kernel's clock ticks per second (`/proc/PID/stat` CPU times).
+pub fn clock_ticks_per_second() -> i64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1)
+}
+
 /// Looks up a user by name or numeric id, returning (uid, primary gid).
 pub fn lookup_user(user: &str) -> Option<(u32, u32)> {
     lookup_in("/etc/passwd", user).map(|f| (f[2], f[3]))

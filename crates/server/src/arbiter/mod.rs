@@ -36,6 +36,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Child;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use signals::ArbiterCommand;
@@ -44,6 +45,7 @@ pub(crate) use start::master_main;
 
 use crate::control::{Busy, WorkerMessage};
 use crate::listener::Listener;
+use crate::metrics::fleet::Fleet;
 use crate::pidfile::Pidfile;
 use crate::{logging, sys, systemd};
 
@@ -203,6 +205,8 @@ pub struct Arbiter {
     announced_ready: bool,
     last_memory_check: Instant,
     exit_code: i32,
+    /// The sums served by `--metrics-bind`, when it is set.
+    fleet: Option<Arc<Mutex<Fleet>>>,
 }
 
 impl Arbiter {
@@ -243,7 +247,14 @@ impl Arbiter {
             announced_ready: false,
             last_memory_check: Instant::now(),
             exit_code: 0,
+            fleet: None,
         })
+    }
+
+    /// Keeps the metrics sums in `fleet` (served by `--metrics-bind`).
+    pub(crate) fn with_metrics(mut self, fleet: Arc<Mutex<Fleet>>) -> Arbiter {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Installs the signal handlers. Call before announcing "Listening at",
@@ -349,6 +360,11 @@ impl Arbiter {
             WorkerMessage::Ready => {
                 worker.ready = true;
                 logging::debug(&format!("Worker {} (pid: {pid}) is ready", worker.id));
+                let boot = now.duration_since(worker.started);
+                with_fleet(&self.fleet, |f| f.ready(boot));
+            }
+            WorkerMessage::Metrics(snapshot) => {
+                with_fleet(&self.fleet, |f| f.report(pid, snapshot))
             }
             WorkerMessage::Heartbeat {
                 requests,
@@ -425,6 +441,7 @@ impl Arbiter {
             }
         }
         self.announced_ready = false;
+        with_fleet(&self.fleet, Fleet::reloaded);
     }
 
     /// USR2: start a new master from the binary now on disk, handing it the
@@ -487,6 +504,9 @@ impl Arbiter {
             let Some(worker) = self.workers.remove(&pid) else {
                 continue;
             };
+            let reason = exit_reason(&worker, &status);
+            with_fleet(&self.fleet, |f| f.exited(pid, reason));
+            crate::metrics::statsd::workers(self.workers.len());
             // A worker exits 0 on its own only when it retires (its request
             // quota is used up, or its master is gone).
             let expected =
@@ -762,6 +782,8 @@ impl Arbiter {
         let pid = child.id();
         logging::info(&format!("Booting worker with pid: {pid}"));
         read_control(pid, ours, self.events_tx.clone())?;
+        with_fleet(&self.fleet, |f| f.spawned(pid, id));
+        crate::metrics::statsd::workers(self.workers.len() + 1);
         let now = Instant::now();
         let lifetime = self
             .settings
@@ -785,6 +807,32 @@ impl Arbiter {
             },
         );
         Ok(())
+    }
+}
+
+/// Runs `f` on the metrics sums, when metrics are on.
+fn with_fleet(fleet: &Option<Arc<Mutex<Fleet>>>, f: impl FnOnce(&mut Fleet)) {
+    if let Some(fleet) = fleet {
+        f(&mut fleet.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Why `worker` exited, as `ferricorn_worker_exits_total{reason}` says it.
+fn exit_reason(worker: &Worker, status: &std::process::ExitStatus) -> &'static str {
+    if worker.aborted.is_some() {
+        return "timeout";
+    }
+    if status.code() == Some(WORKER_BOOT_ERROR) && !worker.ready {
+        return "boot_error";
+    }
+    match &worker.retire {
+        Some(Retire::Reload) => "reload",
+        Some(Retire::Scale) => "ttou",
+        Some(Retire::Recycle(why)) if why.starts_with("max-worker-memory") => "max_memory",
+        Some(Retire::Recycle(why)) if why.starts_with("max-worker-lifetime") => "max_lifetime",
+        Some(Retire::Recycle(_)) => "max_requests",
+        None if worker.stopping.is_some() || status.success() => "shutdown",
+        None => "crash",
     }
 }
 

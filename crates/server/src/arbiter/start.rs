@@ -3,9 +3,12 @@
 
 use std::os::unix::process::CommandExt;
 
+use std::sync::{Arc, Mutex};
+
 use super::{Arbiter, ArbiterSettings};
 use crate::config::{Config, ServerArgs};
 use crate::listener::Listener;
+use crate::metrics::{self, fleet::Fleet};
 use crate::{logging, sys, systemd};
 
 /// Environment marker: this process already carries its master title.
@@ -51,7 +54,7 @@ pub(crate) fn master_main(args: ServerArgs, config: Config) -> i32 {
         .iter()
         .map(|l| l.local_addr().map(|a| a.to_string()).unwrap_or_default())
         .collect();
-    let arbiter = match Arbiter::new(settings, reload, listeners) {
+    let mut arbiter = match Arbiter::new(settings, reload, listeners) {
         Ok(a) => a,
         Err(e) => {
             logging::error(&format!("cannot start: {e}"));
@@ -59,6 +62,16 @@ pub(crate) fn master_main(args: ServerArgs, config: Config) -> i32 {
             return 1;
         }
     };
+    crate::metrics::statsd::init(&config);
+    if let Some(addr) = &config.metrics_bind {
+        let fleet = Arc::new(Mutex::new(Fleet::default()));
+        if let Err(e) = start_metrics(addr, &config.bind, Arc::clone(&fleet)) {
+            logging::error(&e);
+            logging::flush();
+            return 1;
+        }
+        arbiter = arbiter.with_metrics(fleet);
+    }
     if let Err(e) = arbiter.install_signals() {
         logging::error(&format!("cannot install signal handlers: {e}"));
         return 1;
@@ -71,6 +84,40 @@ pub(crate) fn master_main(args: ServerArgs, config: Config) -> i32 {
     systemd::notify("STOPPING=1");
     logging::flush();
     code
+}
+
+/// Binds the metrics address and starts answering scrapes. A master started
+/// by USR2 finds the address still held by the old master: it keeps trying
+/// in the background until the old one has gone (the old master answers
+/// scrapes meanwhile).
+fn start_metrics(
+    addr: &crate::config::BindAddr,
+    app_binds: &[crate::config::BindAddr],
+    fleet: Arc<Mutex<Fleet>>,
+) -> Result<(), String> {
+    let upgraded = super::spawn::old_master_pid().is_some();
+    match metrics::http::bind(addr, app_binds) {
+        Ok(listener) => {
+            logging::info(&format!("Metrics at: {}/metrics", listener.describe()));
+            metrics::http::serve(listener, fleet).map_err(|e| format!("--metrics-bind {addr}: {e}"))
+        }
+        Err(e) if upgraded && !app_binds.contains(addr) => {
+            logging::info(&format!("{e}; retrying until the old master has gone"));
+            let (addr, app_binds) = (addr.clone(), app_binds.to_vec());
+            std::thread::spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                if let Ok(listener) = metrics::http::bind(&addr, &app_binds) {
+                    logging::info(&format!("Metrics at: {}/metrics", listener.describe()));
+                    if let Err(e) = metrics::http::serve(listener, fleet) {
+                        logging::error(&format!("--metrics-bind {addr}: {e}"));
+                    }
+                    return;
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The listening sockets: handed over by an old master (USR2), passed by

@@ -228,6 +228,24 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DIR", value_parser = parse_path)]
     pub chdir: Option<PathBuf>,
 
+    /// Serve Prometheus metrics (`GET /metrics`, summed over the workers)
+    /// from the master on HOST:PORT or unix:PATH [default: off].
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_bind)]
+    pub metrics_bind: Option<BindAddr>,
+
+    /// Send Gunicorn's statsd metrics over UDP to HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_statsd_host)]
+    pub statsd_host: Option<String>,
+
+    /// Prefix of the statsd metric names (a '.' is added) [default: none].
+    #[arg(long, value_name = "PREFIX")]
+    pub statsd_prefix: Option<String>,
+
+    /// DogStatsD tags added to every statsd metric: comma-separated
+    /// `key:value` [default: none].
+    #[arg(long, value_name = "TAGS")]
+    pub dogstatsd_tags: Option<String>,
+
     /// Check the configuration and exit: 0 when valid, 1 when not.
     #[arg(long)]
     pub check_config: bool,
@@ -285,6 +303,10 @@ impl ServerArgs {
             group: self.group.or(lower.group),
             umask: self.umask.or(lower.umask),
             chdir: self.chdir.or(lower.chdir),
+            metrics_bind: self.metrics_bind.or(lower.metrics_bind),
+            statsd_host: self.statsd_host.or(lower.statsd_host),
+            statsd_prefix: self.statsd_prefix.or(lower.statsd_prefix),
+            dogstatsd_tags: self.dogstatsd_tags.or(lower.dogstatsd_tags),
             check_config: self.check_config || lower.check_config,
             print_config: self.print_config || lower.print_config,
         }
@@ -335,6 +357,10 @@ impl ServerArgs {
             "group" => self.group = Some(parse_nonempty(value)?),
             "umask" => self.umask = Some(parse_umask(value)?),
             "chdir" => self.chdir = Some(parse_path(value)?),
+            "metrics_bind" => self.metrics_bind = Some(parse_bind(value)?),
+            "statsd_host" => self.statsd_host = Some(parse_statsd_host(value)?),
+            "statsd_prefix" => self.statsd_prefix = Some(value.to_owned()),
+            "dogstatsd_tags" => self.dogstatsd_tags = Some(value.to_owned()),
             _ => return Ok(false),
         }
         Ok(true)
@@ -384,4 +410,8 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
     ("group", "--group <GROUP>"),
     ("umask", "--umask <MASK>"),
     ("chdir", "--chdir <DIR>"),
+    ("metrics_bind", "--metrics-bind <ADDRESS>"),
+    ("statsd_host", "--statsd-host <HOST:PORT>"),
+    ("statsd_prefix", "--statsd-prefix <PREFIX>"),
+    ("dogstatsd_tags", "--dogstatsd-tags <TAGS>"),
 ];

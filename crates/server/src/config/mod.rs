@@ -130,6 +130,16 @@ pub struct Config {
     pub umask: Option<u32>,
     /// Working directory (`--chdir`).
     pub chdir: Option<PathBuf>,
+    /// Where the master serves Prometheus metrics (`--metrics-bind`);
+    /// `None` = off.
+    pub metrics_bind: Option<BindAddr>,
+    /// Where workers send Gunicorn's statsd metrics (`--statsd-host`,
+    /// `HOST:PORT`); `None` = off.
+    pub statsd_host: Option<String>,
+    /// The statsd names' prefix (`--statsd-prefix`).
+    pub statsd_prefix: String,
+    /// DogStatsD tags (`--dogstatsd-tags`).
+    pub dogstatsd_tags: String,
     /// The config file's top-level tables, which belong to applications
     /// (the JWT service reads `[auth]`).
     app_tables: BTreeMap<String, toml::Table>,
@@ -176,6 +186,10 @@ impl Default for Config {
             group: None,
             umask: None,
             chdir: None,
+            metrics_bind: None,
+            statsd_host: None,
+            statsd_prefix: String::new(),
+            dogstatsd_tags: String::new(),
             app_tables: BTreeMap::new(),
         }
     }
@@ -547,6 +561,10 @@ fn apply_defaults(
         group: args.group,
         umask: args.umask,
         chdir: args.chdir,
+        metrics_bind: args.metrics_bind,
+        statsd_host: args.statsd_host,
+        statsd_prefix: args.statsd_prefix.unwrap_or_default(),
+        dogstatsd_tags: args.dogstatsd_tags.unwrap_or_default(),
         app_tables: BTreeMap::new(),
     })
 }

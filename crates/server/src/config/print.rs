@@ -89,6 +89,14 @@ pub(super) fn to_toml(c: &Config) -> String {
     if let Some(d) = &c.chdir {
         put("chdir", text(d.display()));
     }
+    if let Some(m) = &c.metrics_bind {
+        put("metrics_bind", text(m));
+    }
+    if let Some(h) = &c.statsd_host {
+        put("statsd_host", text(h));
+        put("statsd_prefix", text(&c.statsd_prefix));
+        put("dogstatsd_tags", text(&c.dogstatsd_tags));
+    }
     let mut out = String::new();
     if let Some(path) = &c.config_file {
         out.push_str(&format!("# resolved from {}\n", path.display()));

@@ -44,6 +44,17 @@ impl FromStr for BindAddr {
 
 const BIND_HELP: &str = "expected HOST:PORT, [IPV6]:PORT, HOST or unix:PATH";
 
+/// `--statsd-host`: `HOST:PORT` (resolved when a worker starts).
+pub fn parse_statsd_host(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(s.to_owned())
+        }
+        _ => Err("expected HOST:PORT, e.g. 127.0.0.1:8125".into()),
+    }
+}
+
 /// Parses a `--bind` value. Host names are resolved now (the first address
 /// wins), so a typo fails at start-up rather than at bind time.
 pub fn parse_bind(s: &str) -> Result<BindAddr, String> {

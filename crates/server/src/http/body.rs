@@ -110,6 +110,9 @@ impl http_body::Body for LimitedIncoming {
             }
             Poll::Ready(Some(Ok(frame))) => frame,
         };
+        if let Some(data) = frame.data_ref() {
+            crate::metrics::server().request_body(data.len() as u64);
+        }
         if let (Some(data), Some(limit)) = (frame.data_ref(), self.limit) {
             self.seen += data.len() as u64;
             if self.seen > limit {

@@ -360,11 +360,13 @@ pub(crate) async fn drive<C>(
             _ = sleep_until(deadline), if deadline.is_some() => {
                 if closing {
                     logging::debug(&format!("Closing connection from {peer}: it did not finish closing"));
+                    crate::metrics::server().rejected(crate::metrics::Rejection::SlowClient);
                     return;
                 }
                 match activity.deadline(timeouts, draining_since) {
                     Some((at, Expiry::Head)) if at <= Instant::now() => {
                         logging::debug(&format!("Closing connection from {peer}: no complete request head within --header-timeout"));
+                        crate::metrics::server().rejected(crate::metrics::Rejection::HeaderTimeout);
                         return;
                     }
                     Some((at, Expiry::Idle)) if at <= Instant::now() => {

@@ -192,6 +192,7 @@ pub(crate) async fn serve_connection<A, S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let accepted = Instant::now();
+    let _open = crate::metrics::OpenConnection::new();
     let Some((stream, proxied)) =
         proxy_protocol::accept(stream, peer, &shared.settings, &mut phase).await
     else {

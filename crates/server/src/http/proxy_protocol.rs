@@ -87,6 +87,7 @@ where
     match outcome {
         Some(Outcome::Serve { client, rest }) => Some((Rewind::new(stream, rest), client)),
         Some(Outcome::Refuse(err)) => {
+            crate::metrics::server().rejected(crate::metrics::Rejection::ProxyRefused);
             if logging::enabled(crate::config::LogLevel::Debug) {
                 logging::debug(&format!("Refused connection from {}: {err}", peer_name()));
             }
@@ -95,6 +96,7 @@ where
         }
         Some(Outcome::Closed) => None,
         None => {
+            crate::metrics::server().rejected(crate::metrics::Rejection::HeaderTimeout);
             if logging::enabled(crate::config::LogLevel::Debug) {
                 logging::debug(&format!(
                     "Closing connection from {}: no complete request head within --header-timeout",

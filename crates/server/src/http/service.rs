@@ -37,6 +37,7 @@ use super::error::ProtocolError;
 use super::{limits, proxy, Shared};
 use crate::context::{InFlightGuard, RequestLabel};
 use crate::logging::{self, access::AccessRecord};
+use crate::metrics::{self, Rejection};
 
 /// The `Server` header value.
 pub(crate) const SERVER_NAME: &str = "ferricorn";
@@ -94,6 +95,8 @@ pub(crate) struct Finish {
     _in_flight: InFlightGuard,
     label: Arc<RequestLabel>,
     started: Instant,
+    /// The response's status, for the metrics (0 until there is one).
+    status: u16,
     /// Boxed: without an access log (the default) it is one null
     /// pointer, and `Finish` travels inside the response body, which is
     /// moved several times per request.
@@ -102,9 +105,12 @@ pub(crate) struct Finish {
 
 impl Finish {
     pub fn done(self, bytes: u64, _complete: bool) {
+        let duration = self.started.elapsed();
+        metrics::server().request_finished(self.status, duration, bytes);
+        metrics::statsd::request(self.status, duration);
         if let Some(mut record) = self.log {
             record.bytes = bytes;
-            record.duration = self.started.elapsed();
+            record.duration = duration;
             logging::access(&record);
         }
     }
@@ -145,6 +151,7 @@ fn begin<A: Application>(
 ) -> (Exchange, Decision) {
     let started = Instant::now();
     shared.ctx.count_request();
+    metrics::server().request_started();
     let settings = &shared.settings;
     let (mut parts, incoming) = req.into_parts();
     let (activity, mut raw) = conn.activity.begin(&parts);
@@ -217,6 +224,7 @@ fn begin<A: Application>(
             _in_flight: in_flight,
             label,
             started,
+            status: 0,
             log,
         },
         close: false,
@@ -234,6 +242,7 @@ fn begin<A: Application>(
             ));
         }
         let (status, closes) = err.response().unwrap_or((StatusCode::BAD_REQUEST, true));
+        metrics::server().rejected(Rejection::of_status(status.as_u16()));
         exchange.close = closes;
         return (exchange, Decision::Answer(empty(status)));
     }
@@ -287,11 +296,13 @@ fn end(
     // client error it should have chosen.
     let flags = &conn.body_flags;
     if flags.too_large.load(Ordering::Relaxed) {
+        metrics::server().rejected(Rejection::BodyTooLarge);
         close = true;
         if response.status().is_server_error() {
             response = empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
     } else if flags.malformed.load(Ordering::Relaxed) {
+        metrics::server().rejected(Rejection::BadRequest);
         close = true;
         if response.status().is_server_error() {
             response = empty(StatusCode::BAD_REQUEST);
@@ -314,6 +325,7 @@ fn end(
     if close {
         headers.insert(CONNECTION, CLOSE);
     }
+    finish.status = response.status().as_u16();
     if let Some(record) = &mut finish.log {
         record.status = response.status().as_u16();
         record.response_headers = response.headers().clone();

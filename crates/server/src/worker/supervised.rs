@@ -45,8 +45,12 @@ where
     let interval = config.timeout.map_or(Duration::from_secs(1), |t| {
         (t / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
     });
+    let metrics = config.metrics_bind.is_some();
+    crate::metrics::statsd::init(&config);
+    let control = Arc::new(std::sync::Mutex::new(control));
+    let final_report = Arc::clone(&control);
     let config = Arc::new(config);
-    run_worker_process(
+    let result = run_worker_process(
         config,
         listeners,
         make_app,
@@ -75,13 +79,16 @@ where
             std::thread::Builder::new()
                 .name("heartbeat".into())
                 .spawn(move || {
-                    let mut control = control;
                     // Ready once the start-up hook ran and listeners accept.
                     while !ctx.is_ready() {
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    if control.send(&WorkerMessage::Ready).is_ok() {
-                        control::heartbeat(control, interval, quota, || {
+                    let ready = control
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .send(&WorkerMessage::Ready);
+                    if ready.is_ok() {
+                        control::heartbeat(&control, interval, quota, metrics, || {
                             let now = started.elapsed().as_millis() as u64;
                             let stalled = now.saturating_sub(last_tick.load(Ordering::Relaxed));
                             let busy = ctx.in_flight.oldest().map(|r| Busy {
@@ -119,7 +126,17 @@ where
                 }
             }
         },
-    )
+    );
+    // Drained: the last totals, so that the master keeps every request
+    // this worker served.
+    if metrics {
+        let snapshot = WorkerMessage::Metrics(crate::metrics::snapshot());
+        let _ = final_report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(&snapshot);
+    }
+    result
 }
 
 /// The master's quick stop: no drain.

@@ -33,6 +33,7 @@ mod gunicorn_policies;
 mod harness;
 mod http1;
 mod limits;
+mod metrics;
 mod nginx;
 mod prefork;
 mod proxy;

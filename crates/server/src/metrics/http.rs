@@ -56,7 +56,8 @@ impl Conn for std::os::unix::net::UnixStream {
 /// Binds `addr`. `app_binds` are the application's addresses: the metrics
 /// address may not be one of them. The error names the flag.
 pub(crate) fn bind(addr: &BindAddr, app_binds: &[BindAddr]) -> Result<MetricsListener, String> {
-    if app_binds.contains(addr) {
+    let any_port = matches!(addr, BindAddr::Tcp(sa) if sa.port() == 0);
+    if app_binds.contains(addr) && !any_port {
         return Err(format!(
             "--metrics-bind {addr}: this is also an application address (--bind); \
              metrics need an address of their own, e.g. 127.0.0.1:9100"

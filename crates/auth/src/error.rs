@@ -161,10 +161,17 @@ impl AuthError {
     /// body and, on 401, `WWW-Authenticate` naming the first accepted header
     /// type (simplejwt's `get_authenticate_header`). The router adds `Allow`.
     pub fn into_response(self, auth_header_type: &str, rendering: Rendering) -> Response {
+        let metrics = crate::metrics::get();
         match &self {
             // Logged by the store once per outage, not once per request.
-            AuthError::Store(StoreError::Unavailable(_)) => {}
-            AuthError::Store(e) => eprintln!("ferricorn-auth: store error: {e}"),
+            AuthError::Store(StoreError::Unavailable(_)) => metrics.store_error(),
+            AuthError::Store(e) => {
+                metrics.store_error();
+                eprintln!("ferricorn-auth: store error: {e}");
+            }
+            AuthError::InvalidToken(why) | AuthError::InvalidAccessToken(why) => {
+                metrics.rejected(why)
+            }
             _ => {}
         }
         if self.is_django_page() {

@@ -20,6 +20,8 @@
 //! - [`store`]: where users and tokens live: SQLite (embedded) or
 //!   PostgreSQL, behind [`Db`](store::Db);
 //! - [`error`]: [`AuthError`] and its one conversion to a response;
+//! - [`metrics`]: logins, tokens, refusals and hashing time, summed by the
+//!   server's master with its own metrics (`--metrics-bind`);
 //! - [`compat`]: the DRF, Django and Python behaviour clients can observe
 //!   (content negotiation, parsers, field messages, JSON text, Django's own
 //!   pages and security headers), checked against the real simplejwt by
@@ -36,6 +38,7 @@ pub mod compat;
 pub mod endpoints;
 pub mod error;
 pub mod layer;
+pub mod metrics;
 pub mod passwords;
 pub mod settings;
 pub mod store;

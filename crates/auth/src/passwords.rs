@@ -316,6 +316,7 @@ fn run(jobs: &Mutex<mpsc::Receiver<Job>>) {
             Ok(mut rx) => rx.blocking_recv(),
             Err(_) => return,
         };
+        let started = std::time::Instant::now();
         match job {
             None => return,
             Some(Job::Verify(password, encoded, reply)) => {
@@ -332,6 +333,7 @@ fn run(jobs: &Mutex<mpsc::Receiver<Job>>) {
                 let _ = reply.send(hash_with(&password, &mut memory));
             }
         }
+        crate::metrics::get().hashed(started.elapsed());
     }
 }
 

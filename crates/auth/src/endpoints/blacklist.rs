@@ -32,5 +32,6 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         // Lost a race with another blacklisting of the same token.
         return Err(AuthError::InvalidToken(TokenError::Blacklisted));
     }
+    crate::metrics::get().tokens(crate::metrics::Tokens::Blacklist);
     Ok(Value::Object(Object::new()))
 }

@@ -7,6 +7,7 @@
 use crate::compat::drf::{validate_fields, Data, FieldMeta};
 use crate::compat::pyjson::{Object, Value};
 use crate::error::AuthError;
+use crate::metrics::{Login, Tokens};
 use crate::store::{OutstandingToken, WriteOp};
 use crate::tokens::{self, Token};
 use crate::{passwords, State};
@@ -45,9 +46,13 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         None => None,
     };
     let verified = state.passwords().verify(password.clone(), stored).await;
+    let metrics = crate::metrics::get();
     let user = match user {
         Some(u) if verified.ok => u,
-        _ => return Err(AuthError::NoActiveAccount),
+        _ => {
+            metrics.login(Login::BadCredentials);
+            return Err(AuthError::NoActiveAccount);
+        }
     };
     if verified.needs_upgrade && !django {
         // Django re-hashes with the preferred hasher on a successful check;
@@ -59,6 +64,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     // Django's ModelBackend refuses inactive users whatever
     // CHECK_USER_IS_ACTIVE says.
     if !user.is_active {
+        metrics.login(Login::Inactive);
         return Err(AuthError::NoActiveAccount);
     }
     let settings = &state.settings;
@@ -79,6 +85,8 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
             .write(WriteOp::UpdateLastLogin(user.id, now as i64))
             .await?;
     }
+    metrics.login(Login::Success);
+    metrics.tokens(Tokens::Obtain);
     let mut out = Object::new();
     out.insert("refresh", Value::str(encoded));
     out.insert("access", Value::str(access));

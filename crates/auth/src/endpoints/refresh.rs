@@ -112,5 +112,6 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         }
         out.insert("refresh", Value::str(encoded));
     }
+    crate::metrics::get().tokens(crate::metrics::Tokens::Refresh);
     Ok(Value::Object(out))
 }

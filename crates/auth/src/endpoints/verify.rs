@@ -7,7 +7,7 @@
 use crate::compat::drf::{validate_fields, Data, FieldMeta};
 use crate::compat::pyjson::{Object, Value};
 use crate::error::AuthError;
-use crate::tokens::{self, Token};
+use crate::tokens::{self, Token, TokenError};
 use crate::State;
 
 /// The view's name in `OPTIONS`.
@@ -31,6 +31,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     if settings.blacklist_after_rotation {
         if let Some(jti) = Token::from_payload(payload, now).jti(settings) {
             if state.store.is_blacklisted(&jti).await? {
+                crate::metrics::get().rejected(&TokenError::Blacklisted);
                 return Err(AuthError::Validation(vec![(
                     "non_field_errors".into(),
                     vec!["Token is blacklisted".into()],
@@ -38,5 +39,6 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
             }
         }
     }
+    crate::metrics::get().tokens(crate::metrics::Tokens::Verify);
     Ok(Value::Object(Object::new()))
 }

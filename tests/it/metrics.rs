@@ -359,3 +359,35 @@ fn a_malformed_scrape_gets_a_400_and_a_scrape_flood_does_not_delay_supervision()
     drop(idle);
     assert_eq!(scrape_with(metrics, "/metrics", "*/*").0, 200);
 }
+
+#[test]
+fn status_prints_the_workers_and_the_answers() {
+    let server = Server::echo(&["-w", "2", "--metrics-bind", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&server);
+    for _ in 0..40 {
+        echo_pid(server.addr());
+    }
+    wait_value(metrics, OK, 40.0);
+    let addr = metrics.to_string();
+    let out = run_to_exit("echo", &["--status", &addr], &[], Duration::from_secs(20));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("2 workers"), "{}", out.stdout);
+    for pid in children_of(server.pid()) {
+        assert!(
+            out.stdout.contains(&format!(" {pid} ")),
+            "no worker {pid}:\n{}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("2xx 40"), "{}", out.stdout);
+    assert!(out.stdout.contains("p99 "), "{}", out.stdout);
+
+    let gone = run_to_exit(
+        "echo",
+        &["--status", "127.0.0.1:1"],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(gone.stderr.contains("--metrics-bind"), "{}", gone.stderr);
+}

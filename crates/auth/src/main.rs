@@ -4,6 +4,7 @@
 //! ```text
 //! ferricorn-auth [--db PATH|URL] serve [server flags]
 //! ferricorn-auth [--db PATH|URL] migrate
+//! ferricorn-auth status ADDRESS [--watch SECONDS]
 //! ferricorn-auth [--db PATH|URL] createuser USERNAME [--password-stdin] [--inactive]
 //! ferricorn-auth [--db PATH|URL] changepassword USERNAME [--password-stdin]
 //! ferricorn-auth [--db PATH|URL] setactive USERNAME true|false
@@ -84,6 +85,15 @@ enum Command {
         #[command(flatten)]
         server: Box<ServerArgs>,
     },
+    /// Print a running ferricorn-auth's status (workers, answers, latency)
+    /// from its --metrics-bind address.
+    Status {
+        /// The master's --metrics-bind address (HOST:PORT or unix:PATH).
+        address: String,
+        /// Refresh every SECONDS until interrupted.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<f64>,
+    },
     /// Create or upgrade the PostgreSQL schema (serve does it too; safe to
     /// run from several hosts at once).
     Migrate,
@@ -139,6 +149,17 @@ fn main() -> ExitCode {
     };
     if let Command::Serve { server } = cli.command {
         return serve(flags, cli.flush_expired_every, *server);
+    }
+    if let Command::Status { address, watch } = &cli.command {
+        let addr = match address.parse::<ferricorn_server::config::BindAddr>() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("ferricorn-auth: error: status {address}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let watch = watch.filter(|w| *w > 0.0).map(Duration::from_secs_f64);
+        return ExitCode::from(ferricorn_server::metrics::status::run(&addr, watch) as u8);
     }
     // The admin commands read the database settings from the flags and the
     // environment (no config file).
@@ -287,7 +308,9 @@ fn open_error(database: &Database, e: impl std::fmt::Display) -> String {
 async fn run_admin(db: &Db, command: Command, password: Option<String>) -> Result<(), String> {
     let hash = || db.hash_password(password.as_deref().expect("read before connecting"));
     match command {
-        Command::Serve { .. } | Command::Migrate => unreachable!("handled by the caller"),
+        Command::Serve { .. } | Command::Status { .. } | Command::Migrate => {
+            unreachable!("handled by the caller")
+        }
         Command::Createuser {
             username, inactive, ..
         } => {

@@ -98,6 +98,9 @@ where
     // Before anything else: the binary's path and arguments as started, for
     // workers and for a USR2 upgrade.
     arbiter::remember_start();
+    if let Some(addr) = &args.status {
+        return ExitCode::from(crate::metrics::status::run(addr, args.watch) as u8);
+    }
     let (check, print) = (args.check_config, args.print_config);
     let config = match Config::resolve(args.clone()) {
         Ok(config) => config,

@@ -246,6 +246,15 @@ pub struct ServerArgs {
     #[arg(long, value_name = "TAGS")]
     pub dogstatsd_tags: Option<String>,
 
+    /// Print a running master's status (workers, answers, latency) read
+    /// from its --metrics-bind ADDRESS, and exit.
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_bind)]
+    pub status: Option<BindAddr>,
+
+    /// With --status: refresh every SECONDS until interrupted.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "status")]
+    pub watch: Option<Duration>,
+
     /// Check the configuration and exit: 0 when valid, 1 when not.
     #[arg(long)]
     pub check_config: bool,
@@ -307,6 +316,8 @@ impl ServerArgs {
             statsd_host: self.statsd_host.or(lower.statsd_host),
             statsd_prefix: self.statsd_prefix.or(lower.statsd_prefix),
             dogstatsd_tags: self.dogstatsd_tags.or(lower.dogstatsd_tags),
+            status: self.status.or(lower.status),
+            watch: self.watch.or(lower.watch),
             check_config: self.check_config || lower.check_config,
             print_config: self.print_config || lower.print_config,
         }

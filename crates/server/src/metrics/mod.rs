@@ -22,6 +22,7 @@ pub(crate) mod exposition;
 pub(crate) mod fleet;
 pub(crate) mod http;
 pub(crate) mod statsd;
+pub mod status;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -57,6 +57,9 @@ pub struct Settings {
     pub jti_claim: String,
     /// CHECK_USER_IS_ACTIVE (default true).
     pub check_user_is_active: bool,
+    /// `allow_weak_keys` (ours, default false): accept an HMAC signing key
+    /// shorter than its hash output, with a warning at every start.
+    pub allow_weak_keys: bool,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             token_type_claim: "token_type".into(),
             jti_claim: "jti".into(),
             check_user_is_active: true,
+            allow_weak_keys: false,
         }
     }
 }
@@ -100,6 +104,7 @@ pub const KEYS: &[&str] = &[
     "token_type_claim",
     "jti_claim",
     "check_user_is_active",
+    "allow_weak_keys",
 ];
 
 /// One raw value: from TOML, or a string from the environment.
@@ -201,6 +206,7 @@ impl Settings {
             "blacklist_after_rotation" => self.blacklist_after_rotation = boolean(&raw)?,
             "update_last_login" => self.update_last_login = boolean(&raw)?,
             "check_user_is_active" => self.check_user_is_active = boolean(&raw)?,
+            "allow_weak_keys" => self.allow_weak_keys = boolean(&raw)?,
             "algorithm" => {
                 let name = string(&raw)?;
                 self.algorithm = parse_algorithm(&name).ok_or_else(|| {
@@ -257,6 +263,7 @@ impl Settings {
                 "give at least one header type, e.g. Bearer",
             ));
         }
+        self.check_key_strength()?;
         if !self.is_hmac() {
             if self.signing_key.is_none() {
                 return Err(err(
@@ -272,6 +279,44 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// RFC 7518 §3.2: an HMAC key MUST be at least as long as the hash
+    /// output (32 bytes for HS256, 48 for HS384, 64 for HS512); a shorter
+    /// one falls to an offline search from any one token. Refused unless
+    /// `allow_weak_keys`, which only warns. (A generated key is 48 random
+    /// bytes as 96 hex characters; RSA keys under 2048 bits are refused by
+    /// the signing library itself.)
+    fn check_key_strength(&self) -> Result<(), SettingsError> {
+        let min = match self.algorithm {
+            Algorithm::HS256 => 32,
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => return Ok(()),
+        };
+        let Some(key) = &self.signing_key else {
+            return Ok(());
+        };
+        if key.len() >= min {
+            return Ok(());
+        }
+        let what = format!(
+            "{} bytes is too short for {}: an HMAC key must be at least {min} bytes (RFC 7518 §3.2), \
+             or anyone holding one token can recover it offline; generate one with \
+             `openssl rand -hex {min}`",
+            key.len(),
+            algorithm_name(self.algorithm)
+        );
+        if self.allow_weak_keys {
+            eprintln!(
+                "ferricorn-auth: warning: signing_key: {what} (accepted: allow_weak_keys is on)"
+            );
+            return Ok(());
+        }
+        Err(SettingsError {
+            key: "signing_key".into(),
+            message: format!("{what}; or set allow_weak_keys = true to accept it"),
+        })
     }
 
     /// Whether the algorithm is an HMAC one (one shared secret).
@@ -334,7 +379,8 @@ mod tests {
     #[test]
     fn env_overrides_file() {
         let table: toml::Table = toml::from_str(
-            "access_token_lifetime = 60\nrotate_refresh_tokens = true\nsigning_key = \"file\"",
+            "access_token_lifetime = 60\nrotate_refresh_tokens = true\n\
+             signing_key = \"file-key-0123456789abcdef0123456789\"",
         )
         .unwrap();
         let s = Settings::load(Some(&table), |k| {
@@ -343,8 +389,39 @@ mod tests {
         .unwrap();
         assert_eq!(s.access_token_lifetime, 120);
         assert!(s.rotate_refresh_tokens);
-        assert_eq!(s.signing_key.as_deref(), Some("file"));
+        assert_eq!(
+            s.signing_key.as_deref(),
+            Some("file-key-0123456789abcdef0123456789")
+        );
         assert_eq!(s.refresh_token_lifetime, 86400);
+    }
+
+    #[test]
+    fn weak_hmac_keys_are_refused_unless_allowed() {
+        let load = |alg: &str, key: &str, allow: bool| {
+            let (alg, key) = (alg.to_string(), key.to_string());
+            Settings::load(None, move |k| match k {
+                "FERRICORN_AUTH_ALGORITHM" => Some(alg.clone()),
+                "FERRICORN_AUTH_SIGNING_KEY" => Some(key.clone()),
+                "FERRICORN_AUTH_ALLOW_WEAK_KEYS" => allow.then(|| "true".into()),
+                _ => None,
+            })
+        };
+        let e = load("HS256", "secret123", false).unwrap_err().to_string();
+        assert!(
+            e.contains("signing_key")
+                && e.contains("32 bytes")
+                && e.contains("openssl rand -hex 32"),
+            "{e}"
+        );
+        assert!(load("HS256", &"k".repeat(32), false).is_ok());
+        assert!(load("HS384", &"k".repeat(47), false).is_err());
+        assert!(load("HS384", &"k".repeat(48), false).is_ok());
+        let e = load("HS512", &"k".repeat(63), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("64 bytes"), "{e}");
+        assert!(load("HS256", "secret123", true).is_ok());
     }
 
     #[test]

@@ -154,3 +154,36 @@ fn flow_rotation_and_concurrency_across_workers() {
         admin(dir.path(), &["listusers"], "").starts_with("1\talice\ttrue\t-\n2\tbob\tfalse\t-")
     );
 }
+
+/// A weak HMAC key stops `serve` at start (issue 15, item 2), naming the
+/// setting, the minimum and how to make one, never the key; the override
+/// starts with a warning.
+#[test]
+fn a_weak_signing_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "-b", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("FERRICORN_AUTH_SIGNING_KEY", "secret123")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("signing_key") && err.contains("at least 32 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("openssl rand -hex 32"), "{err}");
+    assert!(!err.contains("secret123"), "the key was printed: {err}");
+
+    let allowed = serve(
+        Command::new(BIN)
+            .args(["serve", "-b", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("FERRICORN_AUTH_SIGNING_KEY", "secret123")
+            .env("FERRICORN_AUTH_ALLOW_WEAK_KEYS", "true"),
+    );
+    let log = allowed.log.lock().unwrap().clone();
+    assert!(log.contains("warning: signing_key"), "{log}");
+    assert!(!log.contains("secret123"), "{log}");
+}

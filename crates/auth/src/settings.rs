@@ -8,6 +8,29 @@
 
 use jsonwebtoken::Algorithm;
 
+/// The size in bits of the modulus of an RSA public key in PEM (SPKI
+/// `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`); `None` for anything else.
+fn rsa_modulus_bits(pem_text: &str) -> Option<u64> {
+    use simple_asn1::{from_der, ASN1Block};
+    let pem = pem::parse(pem_text).ok()?;
+    let blocks = from_der(pem.contents()).ok()?;
+    let pkcs1 = match (pem.tag(), blocks.first()?) {
+        ("RSA PUBLIC KEY", _) => blocks,
+        ("PUBLIC KEY", ASN1Block::Sequence(_, items)) => match items.get(1)? {
+            ASN1Block::BitString(_, _, bytes) => from_der(bytes).ok()?,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    match pkcs1.first()? {
+        ASN1Block::Sequence(_, items) => match items.first()? {
+            ASN1Block::Integer(_, n) => Some(n.bits()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The prefix of the environment variables read by [`Settings::load`].
 pub const ENV_PREFIX: &str = "FERRICORN_AUTH_";
 
@@ -283,15 +306,21 @@ impl Settings {
 
     /// RFC 7518 §3.2: an HMAC key MUST be at least as long as the hash
     /// output (32 bytes for HS256, 48 for HS384, 64 for HS512); a shorter
-    /// one falls to an offline search from any one token. Refused unless
+    /// one falls to an offline search from any one token. An RSA key (RS*,
+    /// PS*) must have at least 2048 bits (§3.3). Refused unless
     /// `allow_weak_keys`, which only warns. (A generated key is 48 random
-    /// bytes as 96 hex characters; RSA keys under 2048 bits are refused by
-    /// the signing library itself.)
+    /// bytes as 96 hex characters.)
     fn check_key_strength(&self) -> Result<(), SettingsError> {
         let min = match self.algorithm {
             Algorithm::HS256 => 32,
             Algorithm::HS384 => 48,
             Algorithm::HS512 => 64,
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => return self.check_rsa_strength(),
             _ => return Ok(()),
         };
         let Some(key) = &self.signing_key else {
@@ -315,6 +344,32 @@ impl Settings {
         }
         Err(SettingsError {
             key: "signing_key".into(),
+            message: format!("{what}; or set allow_weak_keys = true to accept it"),
+        })
+    }
+
+    fn check_rsa_strength(&self) -> Result<(), SettingsError> {
+        let Some(bits) = self.verifying_key.as_deref().and_then(rsa_modulus_bits) else {
+            // Not an RSA public key we can read: the key loader reports it.
+            return Ok(());
+        };
+        if bits >= 2048 {
+            return Ok(());
+        }
+        let what = format!(
+            "an RSA key of {bits} bits is too weak for {}: at least 2048 (RFC 7518 §3.3); \
+             generate one with `openssl genrsa -out private.pem 3072` and \
+             `openssl rsa -in private.pem -pubout -out public.pem`",
+            algorithm_name(self.algorithm)
+        );
+        if self.allow_weak_keys {
+            eprintln!(
+                "ferricorn-auth: warning: verifying_key: {what} (accepted: allow_weak_keys is on)"
+            );
+            return Ok(());
+        }
+        Err(SettingsError {
+            key: "signing_key/verifying_key".into(),
             message: format!("{what}; or set allow_weak_keys = true to accept it"),
         })
     }
@@ -422,6 +477,30 @@ mod tests {
             .to_string();
         assert!(e.contains("64 bytes"), "{e}");
         assert!(load("HS256", "secret123", true).is_ok());
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() {
+        let strong = include_str!("../tests/keys/rsa_public.pem");
+        assert_eq!(rsa_modulus_bits(strong), Some(2048));
+        // A 1024-bit public key (openssl genrsa 1024 | openssl rsa -pubout).
+        let weak = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC7VJTUt9Us8cKjMzEfYyjiWA4R
+4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvuNMoSfm76oqFv
+AhP+Zy0JrahgOwR3z5hTXIbtz3N1mrQhnoa8Ne2SZ+H7D3K4h4EmVwSHO7B3O4Hj
+A5o0AbTWBazZkqdI2QIDAQAB
+-----END PUBLIC KEY-----
+";
+        assert_eq!(rsa_modulus_bits(weak), Some(1024));
+        let mut s = Settings {
+            algorithm: Algorithm::RS256,
+            verifying_key: Some(weak.into()),
+            ..Settings::default()
+        };
+        let e = s.check_key_strength().unwrap_err().to_string();
+        assert!(e.contains("1024 bits") && e.contains("2048"), "{e}");
+        s.verifying_key = Some(strong.into());
+        assert!(s.check_key_strength().is_ok());
     }
 
     #[test]

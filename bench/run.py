@@ -18,6 +18,12 @@ that exit during the run (a HUP reload) are still counted once reaped.
 no targets, and exits nonzero if a subject fails to start or answers an
 error (errors during the HUP reload are a target, so there they are only
 reported). CI runs that, so the script cannot rot.
+
+The PostgreSQL scenarios (issue 13: pg-refresh, pg-obtain, pg-hosts) start
+a throwaway PostgreSQL cluster of their own (bench/pg.py: initdb into a temp
+dir, fsync on, one database per subject), and pg-hosts puts a real Nginx
+(bench/nginx.py) in front of 1, 2 and 3 ferricorn-auth hosts. The cluster
+is stopped and deleted at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -27,16 +33,21 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import nginx as nginx_mod  # bench/nginx.py
+import pg as pg_mod  # bench/pg.py
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -51,6 +62,9 @@ SIGNING_KEY = "ferricorn-bench-signing-key-0123456789abcdef"
 USERNAME = "bench"
 PASSWORD = "bench-password-0123"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Nginx workers in front of the pg-hosts subjects: one, since the hosts,
+# PostgreSQL and wrk share the same 2 cores.
+NGINX_WORKERS = 1
 
 # Processes we started, by process group, so that every exit path kills them.
 LIVE_GROUPS: set[int] = set()
@@ -145,9 +159,17 @@ class Subject:
     # How many processes a ready subject has (master + workers).
     processes: int = 3
     note: str = ""
+    # Its store is the benchmark's PostgreSQL cluster: the cluster's CPU
+    # time is measured with it.
+    pg: bool = False
+    # > 0: that many separate instances (argv each on its own port) behind
+    # one Nginx, which is what the load generator talks to.
+    hosts: int = 0
 
 
-def subjects(workers: int, scratch: Path) -> dict[str, Subject]:
+def subjects(workers: int, scratch: Path, dbs: dict[str, str]) -> dict[str, Subject]:
+    """`dbs`: PostgreSQL URL by database name, filled once the cluster runs
+    (argv is only called then)."""
     ex = TARGET / "release" / "examples"
     gunicorn = str(VENV_BIN / "gunicorn")
     w = str(workers)
@@ -166,6 +188,11 @@ def subjects(workers: int, scratch: Path) -> dict[str, Subject]:
         "FERRICORN_AUTH_DB": str(scratch / "axum-auth.sqlite3"),
     }
     gunicorn_quiet = ["--log-level", "warning"]
+    auth_bin = str(TARGET / "release" / "ferricorn-auth")
+
+    def auth_pg(db: str, w: str):
+        return lambda p: [auth_bin, "--db", dbs[db], "serve", "-b", f"127.0.0.1:{p}", "-w", w]
+
     s = [
         Subject("bare-hyper", lambda p: [str(SUBJECTS_BIN / "hyper-hello"), "--bind", f"127.0.0.1:{p}", "--workers", w],
                 note="hyper 1 http1, no framework, N processes on one socket"),
@@ -183,6 +210,17 @@ def subjects(workers: int, scratch: Path) -> dict[str, Subject]:
         Subject("simplejwt", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "benchsite.wsgi"],
                 cwd=BENCH / "django_app", env=django_env, probe_path="/api/hello/", probe_auth=True,
                 note="Django + DRF + simplejwt 5.5.1, Gunicorn sync"),
+        # Issue 13: the same two on PostgreSQL (one cluster, a database each).
+        Subject("simplejwt-pg", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "benchsite.wsgi"],
+                cwd=BENCH / "django_app", env={**django_env, "BENCH_DJANGO_PG": ""}, probe_path="/api/hello/",
+                probe_auth=True, pg=True,
+                note="Django + DRF + simplejwt 5.5.1, Gunicorn sync, on PostgreSQL (psycopg 3, "
+                     "CONN_MAX_AGE=600: persistent connections)"),
+        Subject("ferricorn-auth-pg", auth_pg("auth", w), env=auth_env, probe_path="/api/hello/", probe_auth=True,
+                pg=True, note="ferricorn-auth --db postgres://..., default pool (8 connections per worker)"),
+        *[Subject(f"auth-pg-{n}host" + ("s" if n > 1 else ""), auth_pg(f"hosts{n}", "1"), env=auth_env,
+                  probe_path="/api/hello/", probe_auth=True, processes=2, pg=True, hosts=n)
+          for n in (1, 2, 3)],
         # The axum example's Router twice: under ferricorn (master, HTTP
         # layer, tower adapter) and under plain axum::serve, N processes on
         # one socket each. Its token layer opens the database in each worker.
@@ -217,6 +255,19 @@ class Running:
         LIVE_GROUPS.add(self.proc.pid)
         self.pid = self.proc.pid
         self.token = access_token
+        # The PostgreSQL server's main process, for subjects on PostgreSQL.
+        self.pg_root: int | None = None
+        self.proxy_root: int | None = None
+
+    def cpu_roots(self) -> list[int]:
+        """The process trees whose CPU time and memory are the subject's."""
+        return [self.pid]
+
+    def exited(self) -> str | None:
+        """Why the subject is no longer running, or None while it is."""
+        if self.proc.poll() is not None:
+            return f"{self.subject.name} exited during the run ({self.proc.returncode})"
+        return None
 
     @property
     def url(self) -> str:
@@ -265,6 +316,75 @@ class Running:
         self.proc.wait()
         LIVE_GROUPS.discard(self.pid)
         self.log.close()
+
+
+class HostsRunning(Running):
+    """`subject.hosts` instances of a subject, each on its own port (its own
+    master and workers), behind one Nginx: round robin, keep-alive to the
+    hosts. The load generator talks to Nginx; the server CPU time is the
+    hosts', Nginx's is reported apart (`proxy_root`)."""
+
+    def __init__(self, subject: Subject, logdir: Path, tag: str, access_token: str, nginx_bin: Path):
+        self.subject = subject
+        self.token = access_token
+        self.pg_root = None
+        self.hosts: list[Running] = []
+        self.nginx: subprocess.Popen | None = None
+        self.prefix = Path(tempfile.mkdtemp(prefix="ferricorn-bench-nginx-"))
+        self.nginx_bin = nginx_bin
+        self.log = open(logdir / f"{subject.name}-{tag}-nginx.log", "wb")
+        self.port = free_port()
+        try:
+            for i in range(subject.hosts):
+                host = Subject(f"{subject.name}-h{i + 1}", subject.argv, env=subject.env,
+                               probe_path=subject.probe_path, probe_auth=subject.probe_auth,
+                               processes=subject.processes)
+                self.hosts.append(Running(host, logdir, tag, access_token))
+        except BaseException:
+            self.stop()
+            raise
+        self.pid = self.hosts[0].pid
+
+    def cpu_roots(self) -> list[int]:
+        return [h.pid for h in self.hosts]
+
+    def exited(self) -> str | None:
+        for h in self.hosts:
+            if h.exited():
+                return h.exited()
+        if self.nginx is None or self.nginx.poll() is not None:
+            return "nginx exited during the run"
+        return None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        for h in self.hosts:
+            h.wait_ready(timeout)
+        # Nginx only once every host answers: no request meets a dead upstream.
+        self.nginx = nginx_mod.start(self.nginx_bin, self.prefix, self.port, [h.port for h in self.hosts],
+                                     NGINX_WORKERS, self.log)
+        LIVE_GROUPS.add(self.nginx.pid)
+        self.proxy_root = self.nginx.pid
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.probe()
+            if last == 200:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nginx in front of {self.subject.name} did not answer 200 (last: {last})")
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            try:
+                os.killpg(self.nginx.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.nginx.wait()
+            LIVE_GROUPS.discard(self.nginx.pid)
+        for h in self.hosts:
+            h.stop()
+        self.log.close()
+        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 def kill_all(*_args) -> None:
@@ -352,14 +472,37 @@ def run_wrk(cmd: list[str], hup_pid: int | None = None, hup_after: float | None 
     return parse_wrk(out)
 
 
+def machine_busy_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + f[4]  # idle + iowait
+    total = sum(f[:8])  # without guest time, already in user
+    return total - idle, total
+
+
 def measured(running: Running, cmd: list[str], **kw) -> dict:
-    cpu0 = tree_cpu_seconds(running.pid)
+    def cpu(roots):
+        return sum(tree_cpu_seconds(p) for p in roots)
+
+    roots = running.cpu_roots()
+    others = {"pg_cpu_s": running.pg_root, "proxy_cpu_s": running.proxy_root}
+    cpu0 = cpu(roots)
+    other0 = {k: cpu([pid]) for k, pid in others.items() if pid}
+    busy0 = machine_busy_ticks()
     r = run_wrk(cmd, **kw)
-    cpu1 = tree_cpu_seconds(running.pid)
+    busy1 = machine_busy_ticks()
+    cpu1 = cpu(roots)
     r["cpu_s"] = cpu1 - cpu0
-    r["rss_mib"] = tree_rss_mib(running.pid)
-    r["pss_mib"] = tree_pss_mib(running.pid)
-    r["rpcs"] = r["requests"] / r["cpu_s"] if r["cpu_s"] > 0 else 0.0
+    for k, pid in others.items():
+        if pid:
+            # The postmaster's tree: every backend, plus cutime/cstime of
+            # those that ended, plus the WAL writer and checkpointer.
+            r[k] = cpu([pid]) - other0[k]
+    r["machine_busy"] = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
+    r["rss_mib"] = sum(tree_rss_mib(p) for p in roots)
+    r["pss_mib"] = sum(tree_pss_mib(p) for p in roots)
+    # On PostgreSQL a request's cost includes the database's share.
+    r["rpcs"] = r["requests"] / (r["cpu_s"] + r.get("pg_cpu_s", 0.0)) if r["cpu_s"] > 0 else 0.0
     return r
 
 
@@ -368,6 +511,10 @@ def measured(running: Running, cmd: list[str], **kw) -> dict:
 
 HELLO = ["bare-hyper", "ferricorn-hello", "ferricorn-echo", "actix-web", "gunicorn-sync", "gunicorn-gthread"]
 JWT = ["simplejwt", "ferricorn-auth"]
+# Issue 13: simplejwt on PostgreSQL, ferricorn-auth on SQLite (the same
+# subject as in the jwt-* scenarios) and on PostgreSQL, in one run.
+PGJWT = ["simplejwt-pg", "ferricorn-auth", "ferricorn-auth-pg"]
+HOSTS = ["auth-pg-1host", "auth-pg-2hosts", "auth-pg-3hosts"]
 SCENARIOS = {
     "keepalive": ("GET / keep-alive", HELLO, "bare-hyper"),
     "close": ("GET / with `Connection: close` on every request", HELLO, "bare-hyper"),
@@ -375,11 +522,17 @@ SCENARIOS = {
     "jwt-refresh": ("POST /api/token/refresh/, rotation + blacklist, one fresh refresh token per request", JWT, "simplejwt"),
     "jwt-obtain": ("POST /api/token/ (password check: argon2id OWASP vs Django PBKDF2)", JWT, "simplejwt"),
     "hammer": ("p99 of GET /api/hello/ alone, then while a second wrk hammers POST /api/token/", JWT, "simplejwt"),
+    "pg-refresh": ("POST /api/token/refresh/, rotation + blacklist, one fresh refresh token per request: "
+                   "PostgreSQL vs SQLite", PGJWT, "simplejwt-pg"),
+    "pg-obtain": ("POST /api/token/ (password check) on PostgreSQL vs SQLite", PGJWT, "simplejwt-pg"),
+    "pg-hosts": ("POST /api/token/refresh/ (rotation + blacklist) through one Nginx to 1, 2, 3 ferricorn-auth "
+                 "hosts (1 worker each) on one PostgreSQL database", HOSTS, "auth-pg-1host"),
     "hup": ("GET / keep-alive with SIGHUP to the master halfway", ["gunicorn-sync", "ferricorn-hello"], "gunicorn-sync"),
     "axum-items": ("GET /items of the axum example (keep-alive)", ["axum-serve", "ferricorn-axum"], "axum-serve"),
 }
 # Run order for a subject; `hup` last, since it replaces the workers.
-ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "axum-items", "hup"]
+ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "pg-refresh", "pg-obtain",
+         "pg-hosts", "axum-items", "hup"]
 
 
 class Bench:
@@ -394,10 +547,19 @@ class Bench:
         # Logins are slow by design: fewer connections, a longer timeout.
         self.obtain_load = Load(1, args.obtain_connections, args.duration, "20s")
         self.hammer_hello_load = Load(1, args.hammer_connections, args.duration)
-        self.subjects = subjects(args.workers, self.scratch)
+        self.dbs: dict[str, str] = {}  # PostgreSQL database -> URL
+        self.subjects = subjects(args.workers, self.scratch, self.dbs)
         self.results: dict = {}  # scenario -> subject -> [run dict per round]
-        self.refresh_rate_guess = {"ferricorn-auth": 10000.0, "simplejwt": 2000.0}
+        self.refresh_rate_guess = {"ferricorn-auth": 10000.0, "simplejwt": 2000.0, "simplejwt-pg": 2000.0}
         self.lua = {}
+        self.pg: pg_mod.PgCluster | None = None
+        self.nginx_bin: Path | None = None
+        self.pg_version = ""
+
+    def close(self) -> None:
+        """Stops and deletes the PostgreSQL cluster (idempotent)."""
+        if self.pg is not None:
+            self.pg.stop()
 
     # ---- preparation
 
@@ -412,8 +574,12 @@ class Bench:
                  "createuser", USERNAME, "--password-stdin"],
                 input=PASSWORD + "\n", text=True, check=True, capture_output=True,
                 env={**os.environ, **self.subjects["ferricorn-auth"].env})
-        if "simplejwt" in names:
-            env = {**os.environ, **self.subjects["simplejwt"].env}
+        if any(self.subjects[n].pg for n in names):
+            self.prepare_postgres(names)
+        for django in ("simplejwt", "simplejwt-pg"):
+            if django not in names:
+                continue
+            env = {**os.environ, **self.subjects[django].env}
             py = str(VENV_BIN / "python")
             cwd = BENCH / "django_app"
             subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=cwd, env=env, check=True)
@@ -430,6 +596,35 @@ class Bench:
             self.lua[name] = lua_dir / f"{name}.lua"
             self.lua[name].write_text((LUA / f"{name}.lua").read_text() + "\n" + report)
 
+    def prepare_postgres(self, names: list[str]) -> None:
+        """The throwaway cluster, a database per subject on it, the user in each."""
+        bin_dir = pg_mod.server_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL's server binaries (initdb, pg_ctl, postgres, psql) are not installed "
+                               "(bash bench/install-tools.sh --bench installs Debian's postgresql; or set "
+                               "FERRICORN_TEST_PG_BIN to their directory)")
+        if any(self.subjects[n].hosts for n in names):
+            self.nginx_bin = nginx_mod.binary()
+            if self.nginx_bin is None:
+                raise RuntimeError("nginx is not installed (bash bench/install-tools.sh --bench installs it)")
+        print(f"starting a PostgreSQL cluster ({bin_dir})...", flush=True)
+        self.pg = pg_mod.PgCluster(bin_dir)
+        self.pg_version = self.pg.version()
+        auth = str(TARGET / "release" / "ferricorn-auth")
+        for name in names:
+            subject = self.subjects[name]
+            if not subject.pg:
+                continue
+            if name == "simplejwt-pg":
+                subject.env["BENCH_DJANGO_PG"] = self.dbs.setdefault("simplejwt", self.pg.create_database("simplejwt"))
+                continue  # migrated and given its user with the SQLite one below
+            db = f"hosts{subject.hosts}" if subject.hosts else "auth"
+            self.dbs[db] = self.pg.create_database(db)
+            env = {**os.environ, **subject.env}
+            subprocess.run([auth, "--db", self.dbs[db], "migrate"], env=env, check=True, capture_output=True)
+            subprocess.run([auth, "--db", self.dbs[db], "createuser", USERNAME, "--password-stdin"],
+                           input=PASSWORD + "\n", text=True, check=True, capture_output=True, env=env)
+
     def wanted_subjects(self) -> list[str]:
         names = []
         for sc in self.scenarios():
@@ -445,7 +640,12 @@ class Bench:
 
     def run_subject(self, name: str, rnd: int) -> None:
         subject = self.subjects[name]
-        running = Running(subject, self.logs, f"r{rnd}", self.access)
+        if subject.hosts:
+            running = HostsRunning(subject, self.logs, f"r{rnd}", self.access, self.nginx_bin)
+        else:
+            running = Running(subject, self.logs, f"r{rnd}", self.access)
+        if subject.pg:
+            running.pg_root = self.pg.postmaster_pid()
         try:
             running.wait_ready()
             mine = [sc for sc in self.scenarios() if name in SCENARIOS[sc][1]]
@@ -455,8 +655,8 @@ class Bench:
                 r = getattr(self, "sc_" + sc.replace("-", "_"))(running, rnd)
                 self.results.setdefault(sc, {}).setdefault(name, []).append(r)
                 print(f"  {sc:12} {name:17} {summary_line(r)}", flush=True)
-            if running.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited during the run ({running.proc.returncode})")
+            if running.exited():
+                raise RuntimeError(running.exited())
             if running.probe() != 200:
                 raise RuntimeError(f"{name} no longer answers 200 on {subject.probe_path} after its runs")
         finally:
@@ -464,7 +664,7 @@ class Bench:
 
     def warm_up(self, running: Running, sc: str) -> None:
         load = Load(self.load.threads, self.load.connections, 1)
-        path, headers = ("/api/hello/", [f"Authorization: Bearer {self.access}"]) if sc.startswith("jwt") or sc == "hammer" else ("/", [])
+        path, headers = ("/api/hello/", [f"Authorization: Bearer {self.access}"]) if sc.startswith(("jwt", "pg")) or sc == "hammer" else ("/", [])
         if sc == "axum-items":
             path = "/items"
         run_wrk(wrk_cmd(load, running.url + path, self.lua["get"], headers))
@@ -484,7 +684,7 @@ class Bench:
 
     def sc_jwt_refresh(self, running, rnd):
         name = running.subject.name
-        per_thread = int(self.refresh_rate_guess[name] * self.load.duration * 1.5 / self.load.threads) + 100
+        per_thread = int(self.refresh_rate_guess.get(name, 10000.0) * self.load.duration * 1.5 / self.load.threads) + 100
         prefix = self.scratch / f"refresh-{name}-r{rnd}"
         mint_pool(prefix, self.load.threads, per_thread)
         try:
@@ -504,6 +704,12 @@ class Bench:
         body = json.dumps({"username": USERNAME, "password": PASSWORD})
         return measured(running, wrk_cmd(self.obtain_load, running.url + "/api/token/", self.lua["post"],
                                          ["Content-Type: application/json"], script_args=[body]))
+
+    # Issue 13: the same refresh and obtain, on PostgreSQL; and refresh through
+    # Nginx to 1, 2, 3 hosts.
+    sc_pg_refresh = sc_jwt_refresh
+    sc_pg_obtain = sc_jwt_obtain
+    sc_pg_hosts = sc_jwt_refresh
 
     def sc_hammer(self, running, rnd):
         hello = wrk_cmd(self.hammer_hello_load, running.url + "/api/hello/", self.lua["get"],
@@ -537,6 +743,12 @@ class Bench:
     # ---- the whole run
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> int:
         # Other work on the machine skews req/s first; the load average at
         # both ends goes in the header so a reader can tell.
         self.loadavg = [os.getloadavg()[0]]
@@ -584,7 +796,9 @@ class Bench:
                 f"(obtain: -t1 -c{a.obtain_connections}; hammer: hello -t1 -c{a.hammer_connections} + "
                 f"obtain -t1 -c{a.hammer_obtain_connections}); {a.workers} worker processes per subject; "
                 f"{a.rounds} round(s) interleaved, medians; 1-min load average {self.loadavg[0]:.2f} at start, "
-                f"{self.loadavg[-1]:.2f} at end" + (" — SMOKE, no targets judged" if a.smoke else ""))
+                f"{self.loadavg[-1]:.2f} at end" + (f"; {self.pg_version}, fsync on, in a throwaway cluster on "
+                                                    f"127.0.0.1" if self.pg_version else "")
+                + (" — SMOKE, no targets judged" if a.smoke else ""))
 
     def ratio(self, sc: str, subject: str, other_sc: str, other: str, key: str) -> float | None:
         """Median over rounds of subject/other, both from the same round."""
@@ -613,6 +827,12 @@ class Bench:
                                  f"{sum(r['errors'] for r in runs)} |")
                 lines.append("")
                 continue
+            if sc == "pg-hosts":
+                lines += self.hosts_table(sc, order, base)
+                continue
+            if sc.startswith("pg-"):
+                lines += self.pg_table(sc, order, base)
+                continue
             lines += [f"| subject | req/s | p50 | p99 | errors | RSS MiB | PSS MiB | server CPU s | req/CPU-s "
                       f"| × {base} req/s | × {base} req/CPU-s |",
                       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -640,6 +860,46 @@ class Bench:
             lines += ["## Targets", "", *self.targets(), ""]
         return "\n".join(lines)
 
+    def pg_table(self, sc: str, order: list[str], base: str) -> list[str]:
+        lines = [f"| subject | store | req/s | p50 | p99 | errors | RSS MiB | server CPU s | PostgreSQL CPU s "
+                 f"| req/CPU-s (server + PostgreSQL) | × {base} req/s | × {base} req/CPU-s |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in order:
+            runs = self.results[sc].get(s)
+            if not runs:
+                continue
+            m = lambda k: statistics.median(r.get(k, 0.0) for r in runs)
+            store = "PostgreSQL" if self.subjects[s].pg else "SQLite"
+            rr = self.ratio(sc, s, sc, base, "rps")
+            rc = self.ratio(sc, s, sc, base, "rpcs")
+            errs = sum(r["errors"] for r in runs)
+            pg_cpu = f"{m('pg_cpu_s'):.2f}" if self.subjects[s].pg else "—"
+            lines.append(f"| {s} | {store} | {m('rps'):,.0f} | {ms(m('p50'))} | {ms(m('p99'))} | {errs} | "
+                         f"{m('rss_mib'):.1f} | {m('cpu_s'):.2f} | {pg_cpu} | {m('rpcs'):,.0f} | "
+                         f"{fmt(rr)} | {fmt(rc)} |")
+        return lines + [""]
+
+    def hosts_table(self, sc: str, order: list[str], base: str) -> list[str]:
+        lines = ["| hosts | req/s | p50 | p99 | errors | ferricorn-auth CPU s | Nginx CPU s | PostgreSQL CPU s "
+                 "| PostgreSQL share of server CPU | machine busy | × 1 host req/s |",
+                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in order:
+            runs = self.results[sc].get(s)
+            if not runs:
+                continue
+            m = lambda k: statistics.median(r.get(k, 0.0) for r in runs)
+            share = statistics.median(r["pg_cpu_s"] / (r["cpu_s"] + r["proxy_cpu_s"] + r["pg_cpu_s"])
+                                      for r in runs)
+            errs = sum(r["errors"] for r in runs)
+            lines.append(f"| {self.subjects[s].hosts} | {m('rps'):,.0f} | {ms(m('p50'))} | {ms(m('p99'))} | "
+                         f"{errs} | {m('cpu_s'):.2f} | {m('proxy_cpu_s'):.2f} | {m('pg_cpu_s'):.2f} | "
+                         f"{share:.0%} | {m('machine_busy'):.0%} | {fmt(self.ratio(sc, s, sc, base, 'rps'))} |")
+        return lines + ["", f"Each host: `ferricorn-auth --db postgres://... serve -w 1` on its own port (its own "
+                        f"master, one worker, a pool of 8 connections); one Nginx ({NGINX_WORKERS} worker process) "
+                        f"in front, upstream round robin with keepalive 64; PostgreSQL CPU s = the postmaster's "
+                        f"process tree (backends, WAL writer, checkpointer); machine busy = all CPUs, wrk "
+                        f"included, from /proc/stat.", ""]
+
     def targets(self) -> list[str]:
         out = []
 
@@ -664,6 +924,8 @@ class Bench:
         judge("refresh (rotation + blacklist) ≥ 20 × simplejwt req/s", r, r is not None and r >= 20, fmt(r))
         r = self.ratio("jwt-obtain", "ferricorn-auth", "jwt-obtain", "simplejwt", "rps")
         judge("obtain ≥ 5 × simplejwt req/s", r, r is not None and r >= 5, fmt(r))
+        r = self.ratio("pg-refresh", "ferricorn-auth-pg", "pg-refresh", "simplejwt-pg", "rps")
+        judge("refresh on PostgreSQL ≥ 20× simplejwt on PostgreSQL req/s", r, r is not None and r >= 20, fmt(r))
         r = self.ratio("jwt-hello", "ferricorn-auth", "jwt-hello", "simplejwt", "rss_mib")
         judge("RSS of ferricorn-auth (master + workers) ≤ 1/10 of Gunicorn + Django", r,
               r is not None and r <= 0.1, f"{fmt(r)} (≤ 0.10 wanted)")

@@ -4,12 +4,15 @@
 #   bash bench/run.sh            # full run: 3 interleaved rounds, ~15 min on 2 cores
 #   bash bench/run.sh --smoke    # ~1 s per subject and scenario; CI runs this
 #   bash bench/run.sh --help     # rounds, duration, wrk settings, subject filter
+#   bash bench/run.sh --scenarios pg-refresh pg-obtain pg-hosts   # PostgreSQL only (issue 13)
 #
 # Builds the release binaries (root workspace and bench/subjects), installs
 # wrk when missing, creates bench/.venv with the pinned Python subjects
 # (bench/python-env.sh, from bench/requirements.txt), then hands over to
 # bench/run.py, which starts each subject on 127.0.0.1, drives it with wrk
 # and prints the table.
+# The PostgreSQL scenarios start a throwaway cluster of their own (bench/pg.py,
+# server binaries from install-tools.sh) and an Nginx (bench/nginx.py).
 # Set BENCH_SKIP_BUILD=1 to reuse binaries already built.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

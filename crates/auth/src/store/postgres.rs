@@ -18,12 +18,14 @@
 //! set of statements serves both. Ids are cast to `bigint` in every
 //! statement, because Django's `auth_user.id` is an `integer`.
 //!
-//! Spending a refresh token is one transaction: record the token as
-//! outstanding if it is not, then `INSERT ... ON CONFLICT (token_id) DO
-//! NOTHING` into the blacklist. Two transactions inserting the same
-//! `token_id` are serialized by the unique index (the second waits for the
-//! first to commit, then inserts nothing), so of any number of concurrent
-//! spends of one token, on any number of hosts, exactly one changes a row.
+//! Spending a refresh token is one statement, so one round trip and one
+//! transaction: record the token as outstanding if it is not, `INSERT ...
+//! ON CONFLICT (token_id) DO NOTHING` into the blacklist and, for a
+//! rotation, record the new token only if that insert happened. Two
+//! statements inserting the same `token_id` are serialized by the unique
+//! index (the second waits for the first to commit, then inserts nothing),
+//! so of any number of concurrent spends of one token, on any number of
+//! hosts, exactly one wins.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -243,7 +245,8 @@ struct Sql {
     list_users: String,
     is_blacklisted: String,
     insert_outstanding: String,
-    insert_blacklisted: String,
+    spend: String,
+    rotate: String,
     set_password: String,
     update_last_login: String,
     set_active: String,
@@ -270,6 +273,22 @@ impl Sql {
                  ON CONFLICT (username) DO NOTHING RETURNING id::bigint"
             ),
         };
+        // Spending a token in one statement (one round trip, its own
+        // transaction): record it as outstanding if it is not, then insert
+        // its blacklist row. The unique index on `token_id` decides between
+        // concurrent spends: a second insert waits for the first's commit,
+        // then inserts nothing. `known` finds a row that was there before
+        // the statement (the CTEs share one snapshot, so a row `recorded`
+        // inserts is only in `recorded`).
+        let spend = format!(
+            "WITH recorded AS (INSERT INTO {outstanding} (jti, user_id, token, created_at, expires_at) \
+             VALUES ($1, (SELECT id FROM {users} WHERE id = $2::bigint), $3, \
+             to_timestamp($4::bigint), to_timestamp($5::bigint)) \
+             ON CONFLICT (jti) DO NOTHING RETURNING id), \
+             token AS (SELECT id FROM recorded UNION ALL SELECT id FROM {outstanding} WHERE jti = $1 LIMIT 1), \
+             spent AS (INSERT INTO {blacklisted} (token_id, blacklisted_at) SELECT id, now() FROM token \
+             ON CONFLICT (token_id) DO NOTHING RETURNING token_id)"
+        );
         Sql {
             user_by_username: format!("SELECT {user_cols} FROM {users} WHERE username = $1"),
             user_by_id: format!("SELECT {user_cols} FROM {users} WHERE id = $1::bigint"),
@@ -285,10 +304,13 @@ impl Sql {
                  to_timestamp($4::bigint), to_timestamp($5::bigint)) \
                  ON CONFLICT (jti) DO NOTHING"
             ),
-            insert_blacklisted: format!(
-                "INSERT INTO {blacklisted} (token_id, blacklisted_at) \
-                 SELECT id, now() FROM {outstanding} WHERE jti = $1 \
-                 ON CONFLICT (token_id) DO NOTHING"
+            spend: format!("{spend} SELECT count(*) FROM spent"),
+            rotate: format!(
+                "{spend}, issued AS (INSERT INTO {outstanding} (jti, user_id, token, created_at, expires_at) \
+                 SELECT $6, (SELECT id FROM {users} WHERE id = $7::bigint), $8, \
+                 to_timestamp($9::bigint), to_timestamp($10::bigint) \
+                 WHERE EXISTS (SELECT 1 FROM spent) ON CONFLICT (jti) DO NOTHING) \
+                 SELECT count(*) FROM spent"
             ),
             set_password: format!("UPDATE {users} SET password = $2 WHERE id = $1::bigint"),
             update_last_login: format!(
@@ -541,7 +563,7 @@ impl PgStore {
     /// the answer. Answers once committed.
     pub async fn write(&self, op: &WriteOp) -> Result<bool, StoreError> {
         self.run(async {
-            let mut c = self.client().await?;
+            let c = self.client().await?;
             match op {
                 WriteOp::AddOutstanding(t) => {
                     let st = c.prepare_cached(&self.sql.insert_outstanding).await?;
@@ -559,38 +581,23 @@ impl PgStore {
                     Ok(true)
                 }
                 WriteOp::Blacklist(t) => {
-                    let tx = c.transaction().await?;
-                    let won = self.spend(&tx, t).await?;
-                    tx.commit().await?;
-                    Ok(won)
+                    let st = c.prepare_cached(&self.sql.spend).await?;
+                    let won: i64 = c.query_one(&st, &outstanding_params(t)).await?.get(0);
+                    Ok(won == 1)
                 }
                 WriteOp::Rotate { spent, new } => {
-                    let tx = c.transaction().await?;
-                    if !self.spend(&tx, spent).await? {
-                        // Dropping the transaction rolls it back.
-                        return Ok(false);
-                    }
-                    let st = tx.prepare_cached(&self.sql.insert_outstanding).await?;
-                    tx.execute(&st, &outstanding_params(new)).await?;
-                    tx.commit().await?;
-                    Ok(true)
+                    let st = c.prepare_cached(&self.sql.rotate).await?;
+                    let [a, b, c3, d, e] = outstanding_params(spent);
+                    let [f, g, h, i, j] = outstanding_params(new);
+                    let won: i64 = c
+                        .query_one(&st, &[a, b, c3, d, e, f, g, h, i, j])
+                        .await?
+                        .get(0);
+                    Ok(won == 1)
                 }
             }
         })
         .await
-    }
-
-    /// Blacklists `t` inside `tx` (recording it as outstanding first);
-    /// whether this transaction did.
-    async fn spend(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        t: &OutstandingToken,
-    ) -> Result<bool, StoreError> {
-        let record = tx.prepare_cached(&self.sql.insert_outstanding).await?;
-        tx.execute(&record, &outstanding_params(t)).await?;
-        let spend = tx.prepare_cached(&self.sql.insert_blacklisted).await?;
-        Ok(tx.execute(&spend, &[&t.jti]).await? == 1)
     }
 
     /// Deletes outstanding (and their blacklist) entries expired before

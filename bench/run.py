@@ -198,6 +198,9 @@ def subjects(workers: int, scratch: Path, dbs: dict[str, str]) -> dict[str, Subj
                 note="hyper 1 http1, no framework, N processes on one socket"),
         Subject("ferricorn-hello", lambda p: [str(ex / "hello"), "-b", f"127.0.0.1:{p}", "-w", w]),
         Subject("ferricorn-echo", lambda p: [str(ex / "echo"), "-b", f"127.0.0.1:{p}", "-w", w]),
+        Subject("ferricorn-metrics", lambda p: [str(ex / "hello"), "-b", f"127.0.0.1:{p}", "-w", w,
+                                                "--metrics-bind", "127.0.0.1:0"],
+                note="hello with --metrics-bind: each worker reports its totals every heartbeat, the master sums"),
         Subject("actix-web", lambda p: [str(SUBJECTS_BIN / "actix-hello"), "--bind", f"127.0.0.1:{p}", "--workers", w],
                 processes=1, note="actix-web 4, workers(N): N threads in one process"),
         Subject("gunicorn-sync", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "wsgi_hello:app"]),
@@ -472,6 +475,44 @@ def run_wrk(cmd: list[str], hup_pid: int | None = None, hup_after: float | None 
     return parse_wrk(out)
 
 
+def scrape_times(hello: Path, workers: int, scrapes: int) -> dict:
+    """Starts `hello` with `workers` workers and --metrics-bind, waits until
+    every worker has reported, then times `scrapes` scrapes of /metrics:
+    median and worst, in ms."""
+    import urllib.request
+    proc = subprocess.Popen([str(hello), "-b", "127.0.0.1:0", "-w", str(workers), "--metrics-bind", "127.0.0.1:0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    LIVE_GROUPS.add(proc.pid)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if "Metrics at: " in line:
+                url = line.split("Metrics at: ", 1)[1].split()[0]
+        if url is None:
+            raise RuntimeError("hello did not print its Metrics at line")
+        while time.monotonic() < deadline:
+            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            if f"ferricorn_workers {workers}" in body and body.count("worker_boot_seconds_count " + str(workers)):
+                break
+            time.sleep(0.2)
+        time.sleep(2)  # every worker's heartbeat has sent its totals
+        took = []
+        for _ in range(scrapes):
+            t = time.perf_counter()
+            urllib.request.urlopen(url, timeout=5).read()
+            took.append((time.perf_counter() - t) * 1000)
+        return {"median": statistics.median(took), "max": max(took), "workers": workers}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except Exception:
+            os.killpg(proc.pid, signal.SIGKILL)
+        LIVE_GROUPS.discard(proc.pid)
+
+
 def machine_busy_ticks() -> tuple[int, int]:
     """(busy, total) CPU ticks of the whole machine since boot, /proc/stat."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -529,10 +570,12 @@ SCENARIOS = {
                  "hosts (1 worker each) on one PostgreSQL database", HOSTS, "auth-pg-1host"),
     "hup": ("GET / keep-alive with SIGHUP to the master halfway", ["gunicorn-sync", "ferricorn-hello"], "gunicorn-sync"),
     "axum-items": ("GET /items of the axum example (keep-alive)", ["axum-serve", "ferricorn-axum"], "axum-serve"),
+    "metrics": ("GET / keep-alive, hello without and with --metrics-bind", ["ferricorn-hello", "ferricorn-metrics"],
+                "ferricorn-hello"),
 }
 # Run order for a subject; `hup` last, since it replaces the workers.
 ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "pg-refresh", "pg-obtain",
-         "pg-hosts", "axum-items", "hup"]
+         "pg-hosts", "axum-items", "metrics", "hup"]
 
 
 class Bench:
@@ -671,6 +714,12 @@ class Bench:
 
     def sc_keepalive(self, running, rnd):
         return measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]))
+
+    def sc_metrics(self, running, rnd):
+        r = measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]))
+        if running.subject.name == "ferricorn-metrics":
+            r["scrape_ms"] = scrape_times(TARGET / "release" / "examples" / "hello", 16, 5 if self.args.smoke else 50)
+        return r
 
     def sc_axum_items(self, running, rnd):
         return measured(running, wrk_cmd(self.load, running.url + "/items", self.lua["get"]))
@@ -939,6 +988,16 @@ class Bench:
             r = self.ratio("axum-items", "ferricorn-axum", "axum-items", "axum-serve", key)
             judge(f"axum example under ferricorn ≥ 0.95 × axum::serve {what} (GET /items, keep-alive)", r,
                   r is not None and r >= 0.95, fmt(r))
+        for key, what in (("rps", "req/s"), ("rpcs", "req/CPU-s")):
+            r = self.ratio("metrics", "ferricorn-metrics", "metrics", "ferricorn-hello", key)
+            judge(f"hello with --metrics-bind ≥ 0.98 × without, {what} (GET /, keep-alive)", r,
+                  r is not None and r >= 0.98, fmt(r))
+        runs = self.results.get("metrics", {}).get("ferricorn-metrics")
+        scr = [x["scrape_ms"] for x in runs or [] if "scrape_ms" in x]
+        if scr:
+            out.append(f"- measured — one scrape of /metrics with {scr[0]['workers']} workers: median "
+                       f"{statistics.median(x['median'] for x in scr):.2f} ms, worst "
+                       f"{max(x['max'] for x in scr):.2f} ms")
         runs = self.results.get("hup", {}).get("ferricorn-hello")
         n = sum(x["errors"] for x in runs) if runs else None
         judge("zero failed requests during a HUP reload", n, n == 0, f"{n} errors over {len(runs or [])} round(s)")

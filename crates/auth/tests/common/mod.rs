@@ -12,7 +12,7 @@ pub mod postgres;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -108,31 +108,7 @@ pub fn serve(cmd: &mut Command) -> Server {
 /// Runs a command to completion (bounded by a watchdog) and returns its
 /// standard output; panics with its output when it fails.
 pub fn run(what: &str, cmd: &mut Command, stdin: &str) -> String {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let pid = child.id();
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = done_tx.send(());
-    let _ = watchdog.join();
+    let out = run_bounded(what, cmd, stdin);
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -141,6 +117,44 @@ pub fn run(what: &str, cmd: &mut Command, stdin: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The hard limit on any one command, after which its process group is
+/// killed: a hung tool fails the test instead of hanging it.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` with `stdin` to completion and returns its output, killing
+/// its process group after [`COMMAND_TIMEOUT`]. Never panics on a failed
+/// command: callers decide what failure means.
+pub fn run_bounded(what: &str, cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    // A writer thread: a child that does not read its stdin must not block
+    // the test.
+    let mut input = child.stdin.take().expect("piped stdin");
+    let stdin = stdin.to_owned();
+    std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+            panic!("{what}: still running after {COMMAND_TIMEOUT:?}; killed");
+        }
+    }
 }
 
 /// Unpadded base64url, as JWT segments are written.

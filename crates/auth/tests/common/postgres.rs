@@ -15,14 +15,13 @@
 //! missing password in a URL really fails; the superuser's administration
 //! goes over the cluster's own Unix socket, trusted.
 
-use std::io::Write as _;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+pub use super::run_bounded;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The application's role, owner of [`DATABASE`].
 pub const ROLE: &str = "ferricorn";
@@ -36,9 +35,6 @@ pub const SUPERUSER_PASSWORD: &str = "superuser-pw";
 
 /// How long `pg_ctl` waits for a start or a stop (`-t`).
 const PG_CTL_WAIT_SECS: u32 = 60;
-/// The hard limit on any one command, after which its process group is
-/// killed: a hung tool fails the test instead of hanging it.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------
 // Shared with `nginx.rs`
@@ -112,40 +108,6 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `cmd` with `stdin` to completion and returns its output, killing
-/// its process group after [`COMMAND_TIMEOUT`]. Never panics on a failed
-/// command: callers decide what failure means.
-pub fn run_bounded(what: &str, cmd: &mut Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    // A writer thread: a child that does not read its stdin must not block
-    // the test.
-    let mut input = child.stdin.take().expect("piped stdin");
-    let stdin = stdin.to_owned();
-    std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(COMMAND_TIMEOUT) {
-        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-            panic!("{what}: still running after {COMMAND_TIMEOUT:?}; killed");
-        }
     }
 }
 

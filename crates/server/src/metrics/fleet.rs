@@ -157,17 +157,7 @@ impl Fleet {
         for f in &mut out {
             f.series.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
-        let plain = |name: &str, help: &str, kind: Kind, value: f64| Family {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            buckets: Vec::new(),
-            series: vec![Series {
-                labels: Vec::new(),
-                value,
-                counts: Vec::new(),
-            }],
-        };
+        let plain = Family::single;
         out.push(plain(
             "ferricorn_workers",
             "Worker processes alive now.",

@@ -80,6 +80,23 @@ pub struct Series {
     pub counts: Vec<u64>,
 }
 
+impl Family {
+    /// A family of one series without labels.
+    pub(crate) fn single(name: &str, help: &str, kind: Kind, value: f64) -> Family {
+        Family {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            buckets: Vec::new(),
+            series: vec![Series {
+                labels: Vec::new(),
+                value,
+                counts: Vec::new(),
+            }],
+        }
+    }
+}
+
 /// Everything one worker has counted since it started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -426,17 +443,7 @@ impl ServerMetrics {
 
     fn families(&self) -> Vec<Family> {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let single = |name: &str, help: &str, kind: Kind, value: f64| Family {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            buckets: Vec::new(),
-            series: vec![Series {
-                labels: Vec::new(),
-                value,
-                counts: Vec::new(),
-            }],
-        };
+        let single = Family::single;
         let labelled = |name: &str, help: &str, label: &str, values: Vec<(String, f64)>| Family {
             name: name.into(),
             help: help.into(),

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ferricorn_app_interface::{Application, Request};
-use ferricorn_auth::store::{OutstandingToken, Store, StoreError, User};
+use ferricorn_auth::store::{OutstandingToken, Rotation, Store, StoreError, TokenState, User};
 use ferricorn_auth::{AuthApp, Settings};
 
 /// The HMAC key every fuzzed service signs with; targets sign claims with
@@ -38,6 +38,7 @@ impl MemoryStore {
             password: "!".into(),
             is_active: active,
             last_login: None,
+            tokens_valid_after: None,
         })
     }
 }
@@ -75,6 +76,24 @@ impl Store for MemoryStore {
     }
     fn blacklist(&self, token: &OutstandingToken) -> Result<bool, StoreError> {
         Ok(self.blacklist.lock().unwrap().insert(token.jti.clone()))
+    }
+    /// No families are kept (no token is recorded), so none is ever
+    /// revoked: the blacklist alone answers.
+    fn token_state(&self, jti: &str, _: Option<&str>) -> Result<TokenState, StoreError> {
+        Ok(if self.is_blacklisted(jti)? {
+            TokenState::Blacklisted
+        } else {
+            TokenState::Live
+        })
+    }
+    fn rotated_to(&self, _: &str) -> Result<Option<Rotation>, StoreError> {
+        Ok(None)
+    }
+    fn revoke_family(&self, _: &str, _: Option<i64>, _: i64) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    fn logout_user(&self, _: i64, _: i64) -> Result<(), StoreError> {
+        Ok(())
     }
     fn flush_expired(&self, _: i64) -> Result<usize, StoreError> {
         Ok(0)

@@ -77,6 +77,8 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         token: encoded.clone(),
         created_at: now as i64,
         expires_at: refresh.exp(),
+        family: None,
+        parent: None,
     };
     state.write(WriteOp::AddOutstanding(outstanding)).await?;
     let access = refresh.access_token(settings).encode(&state.keys, settings);

@@ -61,6 +61,8 @@ pub fn outstanding(state: &State, token: &Token, raw: &str) -> OutstandingToken 
         token: raw.to_string(),
         created_at: token.current_time as i64,
         expires_at: token.exp(),
+        family: None,
+        parent: None,
     }
 }
 

@@ -36,6 +36,13 @@ pub struct User {
     pub is_active: bool,
     /// Unix time of the last login, when `UPDATE_LAST_LOGIN` is on.
     pub last_login: Option<i64>,
+    /// Unix time of the user's last "log out everywhere"
+    /// ([`WriteOp::LogoutUser`]): the caller refuses tokens whose `iat` is
+    /// at or before it. Kept in the user's row so that the check costs
+    /// nothing beyond the user read every authenticated request already
+    /// makes. Always `None` in Django's schema, whose `auth_user` is
+    /// Django's and never altered.
+    pub tokens_valid_after: Option<i64>,
 }
 
 /// A token as recorded in the outstanding list (simplejwt's
@@ -52,6 +59,41 @@ pub struct OutstandingToken {
     pub created_at: i64,
     /// Its `exp`.
     pub expires_at: i64,
+    /// The refresh token family it belongs to (a 32-hex id shared by a
+    /// login's refresh token and every rotation of it), so that reuse of a
+    /// spent member can revoke them all ([`WriteOp::RevokeFamily`]).
+    /// `None` for tokens without one. Not stored in Django's schema.
+    pub family: Option<String>,
+    /// The jti of the refresh token this one replaced by rotation, so that
+    /// a retried refresh can find the replacement that won
+    /// ([`Store::rotated_to`]). Not stored in Django's schema.
+    pub parent: Option<String>,
+}
+
+/// What the store knows of a refresh token presented for refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// Not blacklisted, its family (if any) not revoked.
+    Live,
+    /// The jti is blacklisted (spent by rotation, or blacklisted).
+    Blacklisted,
+    /// Its family was revoked (reuse detected); wins over `Blacklisted`,
+    /// because the caller answers reuse differently from a plain spent
+    /// token.
+    FamilyRevoked,
+}
+
+/// The replacement a rotation recorded for a spent refresh token
+/// ([`Store::rotated_to`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// The encoded replacement token.
+    pub token: String,
+    /// Unix time it was recorded.
+    pub created_at: i64,
+    /// Whether the replacement is itself blacklisted (spent in turn, or
+    /// revoked): then it must not be handed out again.
+    pub spent: bool,
 }
 
 /// A write the request path makes, queued to the [`Writer`] thread.
@@ -73,6 +115,26 @@ pub enum WriteOp {
     SetPassword(i64, String),
     /// [`Store::update_last_login`]: user id, Unix time.
     UpdateLastLogin(i64, i64),
+    /// [`Store::revoke_family`]: records the family as revoked, then
+    /// blacklists every outstanding member not yet blacklisted; answers
+    /// whether this call revoked it.
+    RevokeFamily {
+        /// The family id.
+        family: String,
+        /// Its user, when known (kept with the record, for audit).
+        user_id: Option<i64>,
+        /// Unix time after which the record may be flushed: the latest
+        /// `exp` a member can have.
+        expires_at: i64,
+    },
+    /// [`Store::logout_user`]: "log out everywhere" at Unix time `at`.
+    /// Answers `true`.
+    LogoutUser {
+        /// The user.
+        user_id: i64,
+        /// Tokens issued at or before it are refused from now on.
+        at: i64,
+    },
 }
 
 impl WriteOp {
@@ -91,6 +153,12 @@ impl WriteOp {
             }
             WriteOp::SetPassword(id, hash) => store.set_password(*id, hash).map(|()| true),
             WriteOp::UpdateLastLogin(id, at) => store.update_last_login(*id, *at).map(|()| true),
+            WriteOp::RevokeFamily {
+                family,
+                user_id,
+                expires_at,
+            } => store.revoke_family(family, *user_id, *expires_at),
+            WriteOp::LogoutUser { user_id, at } => store.logout_user(*user_id, *at).map(|()| true),
         }
     }
 }
@@ -152,7 +220,32 @@ pub trait Store: Send + Sync + 'static {
     /// "spend", so of many concurrent calls for one jti exactly one gets
     /// `true`.
     fn blacklist(&self, token: &OutstandingToken) -> Result<bool, StoreError>;
-    /// Deletes outstanding (and their blacklist) entries expired before `now`.
+    /// What the store knows of a refresh token, in one read: its family
+    /// revoked ([`TokenState::FamilyRevoked`]), else its jti blacklisted
+    /// ([`TokenState::Blacklisted`]), else [`TokenState::Live`]. With
+    /// `family == None` it answers as [`Store::is_blacklisted`].
+    fn token_state(&self, jti: &str, family: Option<&str>) -> Result<TokenState, StoreError>;
+    /// The replacement a rotation recorded for the refresh token `jti` (the
+    /// outstanding token whose `parent` is `jti`; at most one, since only
+    /// one rotation of a token wins), with whether it is blacklisted.
+    fn rotated_to(&self, jti: &str) -> Result<Option<Rotation>, StoreError>;
+    /// Records `family` as revoked until `expires_at`, then blacklists every
+    /// outstanding token of it not yet blacklisted. The record comes first
+    /// and has a unique key, so a member recorded concurrently still reads
+    /// [`TokenState::FamilyRevoked`]. Returns `false` when the family was
+    /// already revoked.
+    fn revoke_family(
+        &self,
+        family: &str,
+        user_id: Option<i64>,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// "Log out everywhere" at `at`: raises the user's `tokens_valid_after`
+    /// to `at` (never lowers it) and blacklists the user's outstanding
+    /// tokens that expire after `at`. An unknown user is not an error.
+    fn logout_user(&self, user_id: i64, at: i64) -> Result<(), StoreError>;
+    /// Deletes outstanding (and their blacklist) entries expired before
+    /// `now`, and the revoked-family records expired by then.
     fn flush_expired(&self, now: i64) -> Result<usize, StoreError>;
     /// The signing key kept in the store, storing `candidate` if there is
     /// none yet. Returns the key and whether `candidate` was stored. Safe when
@@ -292,6 +385,27 @@ impl Db {
         }
     }
 
+    /// What the store knows of a refresh token; see [`Store::token_state`].
+    pub async fn token_state(
+        &self,
+        jti: &str,
+        family: Option<&str>,
+    ) -> Result<TokenState, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.token_state(jti, family),
+            Db::Postgres(pg) => pg.token_state(jti, family).await,
+        }
+    }
+
+    /// The replacement a rotation recorded for `jti`; see
+    /// [`Store::rotated_to`].
+    pub async fn rotated_to(&self, jti: &str) -> Result<Option<Rotation>, StoreError> {
+        match self {
+            Db::Embedded { store, .. } => store.rotated_to(jti),
+            Db::Postgres(pg) => pg.rotated_to(jti).await,
+        }
+    }
+
     /// Applies a write; see [`WriteOp::apply_to`] for the answer. Answers
     /// once it is durable.
     pub async fn write(&self, op: WriteOp) -> Result<bool, StoreError> {
@@ -334,7 +448,8 @@ impl Db {
     }
 
     /// Deletes outstanding (and their blacklist) entries expired before
-    /// `now`; how many outstanding entries went.
+    /// `now`, and the revoked-family records expired by then; how many
+    /// outstanding entries went.
     pub async fn flush_expired(&self, now: i64) -> Result<usize, StoreError> {
         match self {
             Db::Embedded { store, .. } => store.flush_expired(now),

@@ -26,6 +26,11 @@
 //! index (the second waits for the first to commit, then inserts nothing),
 //! so of any number of concurrent spends of one token, on any number of
 //! hosts, exactly one wins.
+//!
+//! Refresh token families, their revocation and "log out everywhere" exist
+//! in ferricorn's schema only: Django's tables are Django's and are never
+//! altered, so there a token's family and parent are not stored, no family
+//! is ever revoked, and a user's `tokens_valid_after` is always `None`.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +40,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use super::{OutstandingToken, StoreError, User, WriteOp};
+use tokio_postgres::types::ToSql;
+
+use super::{OutstandingToken, Rotation, StoreError, TokenState, User, WriteOp};
 
 pub mod migrations;
 
@@ -68,6 +75,15 @@ impl FromStr for Schema {
 }
 
 impl Schema {
+    /// The table of revoked refresh token families; `None` in Django's
+    /// schema, which has none.
+    fn revoked_families(self) -> Option<&'static str> {
+        match self {
+            Schema::Ferricorn => Some("ferricorn_revoked_family"),
+            Schema::Django => None,
+        }
+    }
+
     /// The table names: users, outstanding tokens, blacklisted tokens.
     fn tables(self) -> [&'static str; 3] {
         match self {
@@ -238,12 +254,22 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-/// The statements, written once per schema (only the table names differ).
+/// The statements, written once per schema: the table names differ, and
+/// Django's schema lacks the columns and the table of token families and
+/// of "log out everywhere".
 struct Sql {
+    schema: Schema,
     user_by_username: String,
     user_by_id: String,
     list_users: String,
     is_blacklisted: String,
+    /// Parameters: jti, then (ferricorn's schema only) family.
+    token_state: String,
+    /// `None`: no parent column (Django's schema), so never a rotation.
+    rotated_to: Option<String>,
+    /// `None`: nowhere to record a revocation (Django's schema).
+    revoke_family: Option<String>,
+    logout_user: String,
     insert_outstanding: String,
     spend: String,
     rotate: String,
@@ -252,13 +278,61 @@ struct Sql {
     set_active: String,
     create_user: String,
     flush_batch: String,
+    flush_families: Option<String>,
+}
+
+/// The columns of an outstanding token an insert names, and the values for
+/// them from the parameters after `$base` (the user only if it exists: a
+/// token of a deleted or unknown user is kept without user). Family and
+/// parent in ferricorn's schema only; [`PgStore::token_params`] passes the
+/// parameters to match.
+fn outstanding_insert(schema: Schema, users: &str, base: usize) -> (String, String) {
+    let p = |i: usize| format!("${}", base + i);
+    let mut cols = "jti, user_id, token, created_at, expires_at".to_string();
+    let mut values = format!(
+        "{}, (SELECT id FROM {users} WHERE id = {}::bigint), {}, to_timestamp({}::bigint), \
+         to_timestamp({}::bigint)",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    );
+    if schema == Schema::Ferricorn {
+        cols.push_str(", family, parent");
+        values.push_str(&format!(", {}::text, {}::text", p(6), p(7)));
+    }
+    (cols, values)
 }
 
 impl Sql {
     fn new(schema: Schema) -> Sql {
         let [users, outstanding, blacklisted] = schema.tables();
-        let user_cols = "id::bigint, username, password, is_active, \
-                         extract(epoch from last_login)::bigint";
+        let revoked = schema.revoked_families();
+        let tokens_valid_after = match schema {
+            Schema::Ferricorn => "extract(epoch from tokens_valid_after)::bigint",
+            Schema::Django => "NULL::bigint",
+        };
+        let user_cols = format!(
+            "id::bigint, username, password, is_active, \
+             extract(epoch from last_login)::bigint, {tokens_valid_after}"
+        );
+        let (cols, spent_values) = outstanding_insert(schema, users, 0);
+        let n = token_param_count(schema);
+        let (_, new_values) = outstanding_insert(schema, users, n);
+        let is_blacklisted = format!(
+            "SELECT 1 FROM {blacklisted} b JOIN {outstanding} o ON o.id = b.token_id \
+             WHERE o.jti = $1"
+        );
+        // One round trip: both answers in one row, the caller ranks them.
+        let token_state = match revoked {
+            Some(revoked) => format!(
+                "SELECT $2::text IS NOT NULL \
+                 AND EXISTS (SELECT 1 FROM {revoked} WHERE family = $2::text), \
+                 EXISTS ({is_blacklisted})"
+            ),
+            None => format!("SELECT false, EXISTS ({is_blacklisted})"),
+        };
         // Django's auth_user has columns without defaults at the database
         // level (Django fills them): give them Django's defaults.
         let create_user = match schema {
@@ -281,34 +355,77 @@ impl Sql {
         // the statement (the CTEs share one snapshot, so a row `recorded`
         // inserts is only in `recorded`).
         let spend = format!(
-            "WITH recorded AS (INSERT INTO {outstanding} (jti, user_id, token, created_at, expires_at) \
-             VALUES ($1, (SELECT id FROM {users} WHERE id = $2::bigint), $3, \
-             to_timestamp($4::bigint), to_timestamp($5::bigint)) \
+            "WITH recorded AS (INSERT INTO {outstanding} ({cols}) VALUES ({spent_values}) \
              ON CONFLICT (jti) DO NOTHING RETURNING id), \
              token AS (SELECT id FROM recorded UNION ALL SELECT id FROM {outstanding} WHERE jti = $1 LIMIT 1), \
              spent AS (INSERT INTO {blacklisted} (token_id, blacklisted_at) SELECT id, now() FROM token \
              ON CONFLICT (token_id) DO NOTHING RETURNING token_id)"
         );
+        // Blacklists the outstanding tokens `WHERE` picks, one statement's
+        // CTE; the unique `token_id` makes a concurrent spend of one of them
+        // harmless.
+        let sweep = |filter: &str| {
+            format!(
+                "INSERT INTO {blacklisted} (token_id, blacklisted_at) \
+                 SELECT id, now() FROM {outstanding} WHERE {filter} \
+                 ON CONFLICT (token_id) DO NOTHING"
+            )
+        };
+        // The record first, with its unique key: of concurrent revocations
+        // one inserts it (the others wait for its commit, then insert
+        // nothing), and a member recorded by a statement that did not see
+        // this one still reads `FamilyRevoked` once this commits. The sweep
+        // runs even when the family was revoked before, so a member
+        // recorded since is blacklisted too.
+        let revoke_family = revoked.map(|revoked| {
+            format!(
+                "WITH revoked AS (INSERT INTO {revoked} (family, user_id, revoked_at, expires_at) \
+                 VALUES ($1::text, $2::bigint, now(), to_timestamp($3::bigint)) \
+                 ON CONFLICT (family) DO NOTHING RETURNING family), \
+                 swept AS ({}) \
+                 SELECT count(*) FROM revoked",
+                sweep("family = $1::text")
+            )
+        });
+        // greatest() ignores NULL: the first logout sets it, a later one
+        // only raises it.
+        let unexpired = sweep("user_id = $1::bigint AND expires_at > to_timestamp($2::bigint)");
+        let logout_user = match schema {
+            Schema::Ferricorn => format!(
+                "WITH raised AS (UPDATE {users} \
+                 SET tokens_valid_after = greatest(tokens_valid_after, to_timestamp($2::bigint)) \
+                 WHERE id = $1::bigint), \
+                 swept AS ({unexpired}) \
+                 SELECT 1"
+            ),
+            Schema::Django => unexpired,
+        };
         Sql {
+            schema,
             user_by_username: format!("SELECT {user_cols} FROM {users} WHERE username = $1"),
             user_by_id: format!("SELECT {user_cols} FROM {users} WHERE id = $1::bigint"),
             list_users: format!("SELECT {user_cols} FROM {users} ORDER BY id"),
-            is_blacklisted: format!(
-                "SELECT 1 FROM {blacklisted} b JOIN {outstanding} o ON o.id = b.token_id \
-                 WHERE o.jti = $1"
-            ),
-            // A token of a deleted (or unknown) user is kept without user.
+            is_blacklisted,
+            token_state,
+            // `parent = $1` implies `parent IS NOT NULL`: the partial index
+            // serves it.
+            rotated_to: (schema == Schema::Ferricorn).then(|| {
+                format!(
+                    "SELECT o.token, coalesce(extract(epoch from o.created_at)::bigint, 0), \
+                     EXISTS (SELECT 1 FROM {blacklisted} b WHERE b.token_id = o.id) \
+                     FROM {outstanding} o WHERE o.parent = $1 ORDER BY o.id LIMIT 1"
+                )
+            }),
+            revoke_family,
+            logout_user,
             insert_outstanding: format!(
-                "INSERT INTO {outstanding} (jti, user_id, token, created_at, expires_at) \
-                 VALUES ($1, (SELECT id FROM {users} WHERE id = $2::bigint), $3, \
-                 to_timestamp($4::bigint), to_timestamp($5::bigint)) \
+                "INSERT INTO {outstanding} ({cols}) VALUES ({spent_values}) \
                  ON CONFLICT (jti) DO NOTHING"
             ),
             spend: format!("{spend} SELECT count(*) FROM spent"),
             rotate: format!(
-                "{spend}, issued AS (INSERT INTO {outstanding} (jti, user_id, token, created_at, expires_at) \
-                 SELECT $6, (SELECT id FROM {users} WHERE id = $7::bigint), $8, \
-                 to_timestamp($9::bigint), to_timestamp($10::bigint) \
+                "{spend}, issued AS (INSERT INTO {outstanding} ({cols}) \
+                 SELECT {new_values} \
                  WHERE EXISTS (SELECT 1 FROM spent) ON CONFLICT (jti) DO NOTHING) \
                  SELECT count(*) FROM spent"
             ),
@@ -325,6 +442,9 @@ impl Sql {
                  gone_b AS (DELETE FROM {blacklisted} WHERE token_id IN (SELECT id FROM expired)) \
                  DELETE FROM {outstanding} WHERE id IN (SELECT id FROM expired)"
             ),
+            flush_families: revoked.map(|revoked| {
+                format!("DELETE FROM {revoked} WHERE expires_at <= to_timestamp($1::bigint)")
+            }),
         }
     }
 }
@@ -393,6 +513,7 @@ fn row_to_user(row: &tokio_postgres::Row) -> User {
         password: row.get(2),
         is_active: row.get(3),
         last_login: row.get(4),
+        tokens_valid_after: row.get(5),
     }
 }
 
@@ -525,6 +646,51 @@ impl PgStore {
         .await
     }
 
+    /// What the store knows of a refresh token, in one statement; see
+    /// [`Store::token_state`](super::Store::token_state). Django's schema
+    /// ignores `family`.
+    pub async fn token_state(
+        &self,
+        jti: &str,
+        family: Option<&str>,
+    ) -> Result<TokenState, StoreError> {
+        self.run(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(&self.sql.token_state).await?;
+            let row = match self.sql.schema {
+                Schema::Ferricorn => c.query_one(&st, &[&jti, &family]).await?,
+                Schema::Django => c.query_one(&st, &[&jti]).await?,
+            };
+            Ok(if row.get(0) {
+                TokenState::FamilyRevoked
+            } else if row.get(1) {
+                TokenState::Blacklisted
+            } else {
+                TokenState::Live
+            })
+        })
+        .await
+    }
+
+    /// The replacement a rotation recorded for `jti`; see
+    /// [`Store::rotated_to`](super::Store::rotated_to). Always `None` in
+    /// Django's schema.
+    pub async fn rotated_to(&self, jti: &str) -> Result<Option<Rotation>, StoreError> {
+        let Some(sql) = &self.sql.rotated_to else {
+            return Ok(None);
+        };
+        self.run(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await?;
+            Ok(c.query_opt(&st, &[&jti]).await?.map(|row| Rotation {
+                token: row.get(0),
+                created_at: row.get(1),
+                spent: row.get(2),
+            }))
+        })
+        .await
+    }
+
     /// Creates a user; returns the new id.
     pub async fn create_user(
         &self,
@@ -567,7 +733,7 @@ impl PgStore {
             match op {
                 WriteOp::AddOutstanding(t) => {
                     let st = c.prepare_cached(&self.sql.insert_outstanding).await?;
-                    c.execute(&st, &outstanding_params(t)).await?;
+                    c.execute(&st, &self.token_params(t)).await?;
                     Ok(true)
                 }
                 WriteOp::SetPassword(id, hash) => {
@@ -582,18 +748,37 @@ impl PgStore {
                 }
                 WriteOp::Blacklist(t) => {
                     let st = c.prepare_cached(&self.sql.spend).await?;
-                    let won: i64 = c.query_one(&st, &outstanding_params(t)).await?.get(0);
+                    let won: i64 = c.query_one(&st, &self.token_params(t)).await?.get(0);
                     Ok(won == 1)
                 }
                 WriteOp::Rotate { spent, new } => {
                     let st = c.prepare_cached(&self.sql.rotate).await?;
-                    let [a, b, c3, d, e] = outstanding_params(spent);
-                    let [f, g, h, i, j] = outstanding_params(new);
-                    let won: i64 = c
-                        .query_one(&st, &[a, b, c3, d, e, f, g, h, i, j])
+                    let mut params = self.token_params(spent);
+                    params.extend(self.token_params(new));
+                    let won: i64 = c.query_one(&st, &params).await?.get(0);
+                    Ok(won == 1)
+                }
+                WriteOp::RevokeFamily {
+                    family,
+                    user_id,
+                    expires_at,
+                } => {
+                    // Django's schema has nowhere to record it: nothing
+                    // revoked by this call.
+                    let Some(sql) = &self.sql.revoke_family else {
+                        return Ok(false);
+                    };
+                    let st = c.prepare_cached(sql).await?;
+                    let revoked: i64 = c
+                        .query_one(&st, &[family, user_id, expires_at])
                         .await?
                         .get(0);
-                    Ok(won == 1)
+                    Ok(revoked == 1)
+                }
+                WriteOp::LogoutUser { user_id, at } => {
+                    let st = c.prepare_cached(&self.sql.logout_user).await?;
+                    c.execute(&st, &[user_id, at]).await?;
+                    Ok(true)
                 }
             }
         })
@@ -605,6 +790,15 @@ impl PgStore {
     /// never wait long behind it. Not bounded by the connect timeout as a
     /// whole (each batch is).
     pub async fn flush_expired(&self, now: i64) -> Result<usize, StoreError> {
+        if let Some(sql) = &self.sql.flush_families {
+            // Few rows (one per reuse detected): one statement.
+            self.run(async {
+                let c = self.client().await?;
+                let st = c.prepare_cached(sql).await?;
+                Ok(c.execute(&st, &[&now]).await?)
+            })
+            .await?;
+        }
         let mut total = 0;
         loop {
             let n = self
@@ -648,8 +842,26 @@ impl PgStore {
     }
 }
 
-fn outstanding_params(t: &OutstandingToken) -> [&(dyn tokio_postgres::types::ToSql + Sync); 5] {
-    [&t.jti, &t.user_id, &t.token, &t.created_at, &t.expires_at]
+/// How many parameters [`outstanding_insert`] takes per token.
+fn token_param_count(schema: Schema) -> usize {
+    match schema {
+        Schema::Ferricorn => 7,
+        Schema::Django => 5,
+    }
+}
+
+impl PgStore {
+    /// A token's parameters for the statements of [`outstanding_insert`]:
+    /// family and parent in ferricorn's schema only.
+    fn token_params<'a>(&self, t: &'a OutstandingToken) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut params: Vec<&'a (dyn ToSql + Sync)> =
+            vec![&t.jti, &t.user_id, &t.token, &t.created_at, &t.expires_at];
+        if self.sql.schema == Schema::Ferricorn {
+            params.extend([&t.family as &(dyn ToSql + Sync), &t.parent]);
+        }
+        debug_assert_eq!(params.len(), token_param_count(self.sql.schema));
+        params
+    }
 }
 
 #[cfg(test)]

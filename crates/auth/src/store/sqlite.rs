@@ -15,6 +15,12 @@
 //! [`Writer`](super::Writer) thread makes them all), and a few read
 //! connections for the point reads requests make inline. Statements are
 //! prepared once per connection (`prepare_cached`).
+//!
+//! A file made by an older version is upgraded in place as it is opened:
+//! the columns it lacks are added in the same `BEGIN IMMEDIATE`
+//! transaction that creates the tables, after looking again at what the
+//! file holds, so of several workers opening it at once one upgrades and
+//! the others find nothing left to do.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
-use super::{OutstandingToken, Store, StoreError, User, WriteOp};
+use super::{OutstandingToken, Rotation, Store, StoreError, TokenState, User, WriteOp};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -31,7 +37,8 @@ CREATE TABLE IF NOT EXISTS users (
     password TEXT NOT NULL,
     is_active INTEGER NOT NULL DEFAULT 1,
     last_login INTEGER,
-    date_joined INTEGER NOT NULL
+    date_joined INTEGER NOT NULL,
+    tokens_valid_after INTEGER
 );
 CREATE TABLE IF NOT EXISTS outstanding_tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,7 +46,9 @@ CREATE TABLE IF NOT EXISTS outstanding_tokens (
     user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     token TEXT NOT NULL,
     created_at INTEGER,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    family TEXT,
+    parent TEXT
 );
 CREATE TABLE IF NOT EXISTS blacklisted_tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -50,6 +59,32 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revoked_families (
+    family TEXT PRIMARY KEY,
+    user_id INTEGER,
+    revoked_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+";
+
+/// Columns added since the first version: (table, column, type). A file
+/// made before them gets them on open ([`upgrade`]); [`SCHEMA`] has them
+/// for a new file.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("users", "tokens_valid_after", "INTEGER"),
+    ("outstanding_tokens", "family", "TEXT"),
+    ("outstanding_tokens", "parent", "TEXT"),
+];
+
+/// Indexes made after [`upgrade`], since some are on added columns. Family
+/// and parent are partial: most tokens have neither, and only lookups by a
+/// value use them. `user_id` serves "log out everywhere".
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS outstanding_tokens_family ON outstanding_tokens (family)
+    WHERE family IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outstanding_tokens_parent ON outstanding_tokens (parent)
+    WHERE parent IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outstanding_tokens_user_id ON outstanding_tokens (user_id);
 ";
 
 /// Tokens deleted per transaction by `flush_expired`.
@@ -147,8 +182,12 @@ impl SqliteStore {
                 dirty: false,
             }),
         };
-        store.with_retry(true, |conn| {
-            conn.execute_batch(SCHEMA)?;
+        // One immediate transaction: another worker opening the file at the
+        // same moment waits for it, then sees the upgraded tables.
+        store.write(|tx| {
+            tx.execute_batch(SCHEMA)?;
+            upgrade(tx)?;
+            tx.execute_batch(INDEXES)?;
             Ok(())
         })?;
         Ok(store)
@@ -263,6 +302,22 @@ impl SqliteStore {
     }
 }
 
+/// Adds the [`ADDED_COLUMNS`] the file lacks. Called inside the opening
+/// transaction, so the check and the change see the same schema.
+fn upgrade(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let has: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !has {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn row_to_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
@@ -270,6 +325,7 @@ fn row_to_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         password: row.get(2)?,
         is_active: row.get(3)?,
         last_login: row.get(4)?,
+        tokens_valid_after: row.get(5)?,
     })
 }
 
@@ -279,15 +335,18 @@ fn insert_outstanding(
 ) -> rusqlite::Result<()> {
     // A token of a deleted user (or an external one) is kept without user.
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO outstanding_tokens (jti, user_id, token, created_at, expires_at)
-         VALUES (?1, (SELECT id FROM users WHERE id = ?2), ?3, ?4, ?5)",
+        "INSERT OR IGNORE INTO outstanding_tokens
+         (jti, user_id, token, created_at, expires_at, family, parent)
+         VALUES (?1, (SELECT id FROM users WHERE id = ?2), ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         t.jti,
         t.user_id,
         t.token,
         t.created_at,
-        t.expires_at
+        t.expires_at,
+        t.family,
+        t.parent
     ])?;
     Ok(())
 }
@@ -318,6 +377,48 @@ fn update_last_login(tx: &rusqlite::Transaction<'_>, id: i64, at: i64) -> rusqli
     Ok(())
 }
 
+/// Records `family` as revoked, then blacklists its members; whether this
+/// call revoked it. The members are swept even when it was revoked before:
+/// one recorded since then is caught too (it already reads
+/// `FamilyRevoked`, this makes it blacklisted as well).
+fn revoke_family(
+    tx: &rusqlite::Transaction<'_>,
+    family: &str,
+    user_id: Option<i64>,
+    expires_at: i64,
+) -> rusqlite::Result<bool> {
+    let now = unix_now();
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO revoked_families (family, user_id, revoked_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![family, user_id, now, expires_at])?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at)
+         SELECT jti, ?2 FROM outstanding_tokens WHERE family = ?1",
+    )?
+    .execute(params![family, now])?;
+    Ok(n == 1)
+}
+
+/// Raises the user's `tokens_valid_after` to `at` and blacklists the user's
+/// tokens still valid after `at`.
+fn logout_user(tx: &rusqlite::Transaction<'_>, user_id: i64, at: i64) -> rusqlite::Result<()> {
+    // Two-argument max() is NULL if either is: coalesce first.
+    tx.prepare_cached(
+        "UPDATE users SET tokens_valid_after = max(coalesce(tokens_valid_after, ?2), ?2)
+         WHERE id = ?1",
+    )?
+    .execute(params![user_id, at])?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at)
+         SELECT jti, ?3 FROM outstanding_tokens WHERE user_id = ?1 AND expires_at > ?2",
+    )?
+    .execute(params![user_id, at, unix_now()])?;
+    Ok(())
+}
+
 /// One op of a batch, inside its transaction.
 fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> rusqlite::Result<bool> {
     match op {
@@ -331,13 +432,32 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &WriteOp) -> rusqlite::Result<bool>
         }
         WriteOp::SetPassword(id, hash) => set_password(tx, *id, hash).map(|()| true),
         WriteOp::UpdateLastLogin(id, at) => update_last_login(tx, *id, *at).map(|()| true),
+        WriteOp::RevokeFamily {
+            family,
+            user_id,
+            expires_at,
+        } => revoke_family(tx, family, *user_id, *expires_at),
+        WriteOp::LogoutUser { user_id, at } => logout_user(tx, *user_id, *at).map(|()| true),
     }
 }
 
 const USER_BY_USERNAME: &str =
-    "SELECT id, username, password, is_active, last_login FROM users WHERE username = ?1";
-const USER_BY_ID: &str =
-    "SELECT id, username, password, is_active, last_login FROM users WHERE id = ?1";
+    "SELECT id, username, password, is_active, last_login, tokens_valid_after
+     FROM users WHERE username = ?1";
+const USER_BY_ID: &str = "SELECT id, username, password, is_active, last_login, tokens_valid_after
+     FROM users WHERE id = ?1";
+/// The family check first: a revoked family answers `FamilyRevoked` even
+/// for a jti that is also blacklisted. With no family, `?2 IS NOT NULL`
+/// skips the family lookup.
+const TOKEN_STATE: &str = "SELECT CASE
+     WHEN ?2 IS NOT NULL AND EXISTS (SELECT 1 FROM revoked_families WHERE family = ?2) THEN 2
+     WHEN EXISTS (SELECT 1 FROM blacklisted_tokens WHERE jti = ?1) THEN 1
+     ELSE 0 END";
+/// `parent = ?1` implies `parent IS NOT NULL`, so the partial index serves
+/// it.
+const ROTATED_TO: &str = "SELECT o.token, coalesce(o.created_at, 0),
+     EXISTS (SELECT 1 FROM blacklisted_tokens b WHERE b.jti = o.jti)
+     FROM outstanding_tokens o WHERE o.parent = ?1 ORDER BY o.id LIMIT 1";
 
 impl Store for SqliteStore {
     fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -389,7 +509,8 @@ impl Store for SqliteStore {
     fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.with_retry(false, |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, username, password, is_active, last_login FROM users ORDER BY id",
+                "SELECT id, username, password, is_active, last_login, tokens_valid_after
+                 FROM users ORDER BY id",
             )?;
             let users = stmt
                 .query_map([], row_to_user)?
@@ -416,9 +537,49 @@ impl Store for SqliteStore {
         self.write(|tx| Ok(insert_blacklisted(tx, token)?))
     }
 
+    fn token_state(&self, jti: &str, family: Option<&str>) -> Result<TokenState, StoreError> {
+        let state: i64 = self
+            .read_one(TOKEN_STATE, params![jti, family], |r| r.get(0))?
+            .unwrap_or(0);
+        Ok(match state {
+            2 => TokenState::FamilyRevoked,
+            1 => TokenState::Blacklisted,
+            _ => TokenState::Live,
+        })
+    }
+
+    fn rotated_to(&self, jti: &str) -> Result<Option<Rotation>, StoreError> {
+        self.read_one(ROTATED_TO, [jti], |r| {
+            Ok(Rotation {
+                token: r.get(0)?,
+                created_at: r.get(1)?,
+                spent: r.get(2)?,
+            })
+        })
+    }
+
+    fn revoke_family(
+        &self,
+        family: &str,
+        user_id: Option<i64>,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(revoke_family(tx, family, user_id, expires_at)?))
+    }
+
+    fn logout_user(&self, user_id: i64, at: i64) -> Result<(), StoreError> {
+        self.write(|tx| Ok(logout_user(tx, user_id, at)?))
+    }
+
     /// In transactions of [`FLUSH_BATCH`] tokens, so that logins and
     /// refreshes of the other workers wait for the write lock only briefly.
     fn flush_expired(&self, now: i64) -> Result<usize, StoreError> {
+        // Few rows (one per reuse detected): one statement.
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM revoked_families WHERE expires_at <= ?1")?
+                .execute([now])?)
+        })?;
         let mut total = 0;
         loop {
             let n = self.write(|tx| {
@@ -528,6 +689,8 @@ mod tests {
             token: "t".into(),
             created_at: 0,
             expires_at: 10,
+            family: None,
+            parent: None,
         }
     }
 

@@ -57,6 +57,27 @@ const MIGRATIONS: &[&str] = &[
         key text PRIMARY KEY,
         value text NOT NULL
     );",
+    // 2: refresh token families and "log out everywhere". The new columns
+    // are NULL without a default, so adding them rewrites no row. The
+    // family and parent indexes are partial: only tokens that have one are
+    // ever looked up by it. The indexes are built inside the migration's
+    // transaction (CONCURRENTLY cannot be), so writes to the table wait for
+    // the build, once.
+    "ALTER TABLE ferricorn_user ADD COLUMN tokens_valid_after timestamptz NULL;
+    ALTER TABLE ferricorn_outstanding_token
+        ADD COLUMN family varchar(64) NULL,
+        ADD COLUMN parent varchar(255) NULL;
+    CREATE INDEX ferricorn_outstanding_token_family ON ferricorn_outstanding_token (family)
+        WHERE family IS NOT NULL;
+    CREATE INDEX ferricorn_outstanding_token_parent ON ferricorn_outstanding_token (parent)
+        WHERE parent IS NOT NULL;
+    CREATE TABLE ferricorn_revoked_family (
+        family varchar(64) PRIMARY KEY,
+        user_id bigint NULL,
+        revoked_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX ferricorn_revoked_family_expires_at ON ferricorn_revoked_family (expires_at);",
 ];
 
 /// The schema version this binary writes and reads.
@@ -136,6 +157,19 @@ fn sql_error(options: &PgOptions, what: &str, e: tokio_postgres::Error) -> Strin
 /// Creates or upgrades ferricorn-auth's tables; returns the versions
 /// applied (none when already current). Django mode only checks.
 pub async fn migrate(options: &PgOptions) -> Result<Vec<i32>, String> {
+    migrate_to(options, LATEST).await
+}
+
+/// [`migrate`], but no further than version `target`: how a test makes a
+/// database of an older version to upgrade. A database already past
+/// `target` is left as it is (never downgraded); a `target` newer than this
+/// binary knows is refused.
+pub async fn migrate_to(options: &PgOptions, target: i32) -> Result<Vec<i32>, String> {
+    if target > LATEST {
+        return Err(format!(
+            "migrating to version {target}: this ferricorn-auth knows versions up to {LATEST}"
+        ));
+    }
     let mut client = connect(options).await?;
     if options.schema == Schema::Django {
         check_django(options, &client).await?;
@@ -167,7 +201,7 @@ pub async fn migrate(options: &PgOptions) -> Result<Vec<i32>, String> {
         .map_err(|e| sql_error(options, "reading the schema version", e))?;
     refuse_newer(options, current)?;
     let mut applied = Vec::new();
-    for version in current + 1..=LATEST {
+    for version in current + 1..=target {
         tx.batch_execute(MIGRATIONS[version as usize - 1])
             .await
             .map_err(|e| sql_error(options, &format!("migration {version}"), e))?;

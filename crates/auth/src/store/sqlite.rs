@@ -780,4 +780,289 @@ mod tests {
         // The loser's replacement was never recorded.
         assert_eq!(known, ["a", "c", "old"]);
     }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("db.sqlite3")).unwrap();
+        (dir, s)
+    }
+
+    fn member(jti: &str, family: &str) -> OutstandingToken {
+        OutstandingToken {
+            family: Some(family.into()),
+            expires_at: 1000,
+            ..tok(jti)
+        }
+    }
+
+    fn revoke(family: &str, expires_at: i64) -> WriteOp {
+        WriteOp::RevokeFamily {
+            family: family.into(),
+            user_id: Some(1),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn token_state_ranks_a_revoked_family_over_a_blacklisted_jti() {
+        let (_dir, s) = open();
+        s.add_outstanding(&member("a", "f1")).unwrap();
+        s.add_outstanding(&member("b", "f1")).unwrap();
+        assert_eq!(s.token_state("a", Some("f1")).unwrap(), TokenState::Live);
+        assert_eq!(s.token_state("a", None).unwrap(), TokenState::Live);
+        assert!(s.blacklist(&member("a", "f1")).unwrap());
+        assert_eq!(
+            s.token_state("a", Some("f1")).unwrap(),
+            TokenState::Blacklisted
+        );
+        assert_eq!(s.token_state("a", None).unwrap(), TokenState::Blacklisted);
+        assert_eq!(s.token_state("b", Some("f1")).unwrap(), TokenState::Live);
+        assert!(revoke("f1", 1000).apply_to(&s).unwrap());
+        for jti in ["a", "b"] {
+            assert_eq!(
+                s.token_state(jti, Some("f1")).unwrap(),
+                TokenState::FamilyRevoked
+            );
+        }
+        // Without its family, the jti alone answers (as is_blacklisted).
+        assert_eq!(s.token_state("b", None).unwrap(), TokenState::Blacklisted);
+        assert_eq!(s.token_state("unknown", None).unwrap(), TokenState::Live);
+    }
+
+    #[test]
+    fn revoking_a_family_blacklists_every_member_once() {
+        let (_dir, s) = open();
+        for jti in ["a", "b", "c"] {
+            s.add_outstanding(&member(jti, "f1")).unwrap();
+        }
+        s.add_outstanding(&member("other", "f2")).unwrap();
+        assert!(s.blacklist(&member("a", "f1")).unwrap());
+        // Through the batch path, as the writer thread applies it.
+        let answers: Vec<bool> = s
+            .apply_writes(&[revoke("f1", 1000), revoke("f1", 1000)])
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(answers, [true, false]);
+        assert!(!s.revoke_family("f1", None, 1000).unwrap());
+        for jti in ["a", "b", "c"] {
+            assert!(s.is_blacklisted(jti).unwrap(), "{jti}");
+        }
+        assert!(!s.is_blacklisted("other").unwrap());
+        assert_eq!(
+            s.token_state("other", Some("f2")).unwrap(),
+            TokenState::Live
+        );
+    }
+
+    #[test]
+    fn a_member_recorded_after_the_revocation_reads_revoked() {
+        let (_dir, s) = open();
+        assert!(s.revoke_family("f1", Some(1), 1000).unwrap());
+        s.add_outstanding(&member("late", "f1")).unwrap();
+        assert!(!s.is_blacklisted("late").unwrap());
+        assert_eq!(
+            s.token_state("late", Some("f1")).unwrap(),
+            TokenState::FamilyRevoked
+        );
+        // A second revocation sweeps it too.
+        assert!(!s.revoke_family("f1", Some(1), 1000).unwrap());
+        assert!(s.is_blacklisted("late").unwrap());
+    }
+
+    #[test]
+    fn logging_out_everywhere_raises_the_mark_and_blacklists_live_tokens() {
+        let (_dir, s) = open();
+        let alice = s.create_user("alice", "h", true).unwrap();
+        let bob = s.create_user("bob", "h", true).unwrap();
+        let of = |jti: &str, user: i64, expires_at: i64| OutstandingToken {
+            user_id: Some(user),
+            expires_at,
+            ..tok(jti)
+        };
+        s.add_outstanding(&of("a-live", alice, 500)).unwrap();
+        s.add_outstanding(&of("a-expired", alice, 100)).unwrap();
+        s.add_outstanding(&of("b-live", bob, 500)).unwrap();
+        assert_eq!(
+            s.user_by_id(alice).unwrap().unwrap().tokens_valid_after,
+            None
+        );
+
+        let logout = |at| WriteOp::LogoutUser { user_id: alice, at };
+        assert!(logout(200).apply_to(&s).unwrap());
+        let valid_after = |id| s.user_by_id(id).unwrap().unwrap().tokens_valid_after;
+        assert_eq!(valid_after(alice), Some(200));
+        assert_eq!(valid_after(bob), None);
+        assert!(s.is_blacklisted("a-live").unwrap());
+        assert!(!s.is_blacklisted("a-expired").unwrap());
+        assert!(!s.is_blacklisted("b-live").unwrap());
+        // Never lowered, in the batch path too.
+        assert_eq!(s.apply_writes(&[logout(150)])[0].as_ref().unwrap(), &true);
+        assert_eq!(valid_after(alice), Some(200));
+        assert!(logout(300).apply_to(&s).unwrap());
+        assert_eq!(valid_after(alice), Some(300));
+        let listed = s.list_users().unwrap();
+        assert_eq!(listed[0].tokens_valid_after, Some(300));
+        assert_eq!(
+            s.user_by_username("alice")
+                .unwrap()
+                .unwrap()
+                .tokens_valid_after,
+            Some(300)
+        );
+        // An unknown user, or one without tokens: nothing happens.
+        assert!(WriteOp::LogoutUser { user_id: 99, at: 1 }
+            .apply_to(&s)
+            .unwrap());
+    }
+
+    #[test]
+    fn rotated_to_finds_the_replacement_that_won() {
+        let (_dir, s) = open();
+        let old = member("old", "f1");
+        let new = OutstandingToken {
+            token: "new-token".into(),
+            created_at: 42,
+            parent: Some("old".into()),
+            ..member("new", "f1")
+        };
+        s.add_outstanding(&old).unwrap();
+        assert_eq!(s.rotated_to("old").unwrap(), None);
+        let rotate = |new: &OutstandingToken| WriteOp::Rotate {
+            spent: old.clone(),
+            new: new.clone(),
+        };
+        assert!(rotate(&new).apply_to(&s).unwrap());
+        // A losing rotation records nothing.
+        let loser = OutstandingToken {
+            token: "loser".into(),
+            ..member("new2", "f1")
+        };
+        assert!(!s.apply_writes(&[rotate(&loser)])[0].as_ref().unwrap());
+        let expected = Rotation {
+            token: "new-token".into(),
+            created_at: 42,
+            spent: false,
+        };
+        assert_eq!(s.rotated_to("old").unwrap(), Some(expected.clone()));
+        assert!(s.blacklist(&new).unwrap());
+        assert_eq!(
+            s.rotated_to("old").unwrap(),
+            Some(Rotation {
+                spent: true,
+                ..expected
+            })
+        );
+        assert_eq!(s.rotated_to("new").unwrap(), None);
+    }
+
+    #[test]
+    fn flush_removes_expired_revoked_families() {
+        let (_dir, s) = open();
+        assert!(s.revoke_family("old", None, 100).unwrap());
+        assert!(s.revoke_family("new", None, 1000).unwrap());
+        s.flush_expired(100).unwrap();
+        // Its record gone, the family could be revoked again.
+        assert_eq!(s.token_state("x", Some("old")).unwrap(), TokenState::Live);
+        assert_eq!(
+            s.token_state("x", Some("new")).unwrap(),
+            TokenState::FamilyRevoked
+        );
+    }
+
+    /// The tables as the first version made them.
+    const OLD_SCHEMA: &str = "
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            username TEXT NOT NULL UNIQUE,
+            password TEXT NOT NULL,
+            is_active INTEGER NOT NULL DEFAULT 1,
+            last_login INTEGER,
+            date_joined INTEGER NOT NULL
+        );
+        CREATE TABLE outstanding_tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            jti TEXT NOT NULL UNIQUE,
+            user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            token TEXT NOT NULL,
+            created_at INTEGER,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE TABLE blacklisted_tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            jti TEXT NOT NULL UNIQUE REFERENCES outstanding_tokens(jti) ON DELETE CASCADE,
+            blacklisted_at INTEGER NOT NULL
+        );
+        INSERT INTO users (username, password, is_active, last_login, date_joined)
+            VALUES ('alice', 'h', 1, 7, 1);
+        INSERT INTO outstanding_tokens (jti, user_id, token, created_at, expires_at)
+            VALUES ('kept', 1, 't', 0, 1000);
+        INSERT INTO blacklisted_tokens (jti, blacklisted_at) VALUES ('kept', 5);
+    ";
+
+    #[test]
+    fn an_old_file_is_upgraded_on_open_by_many_workers_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(OLD_SCHEMA)
+            .unwrap();
+        // As worker processes starting together: each its own store.
+        let stores: Vec<SqliteStore> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| sc.spawn(|| SqliteStore::open(&path).unwrap()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let s = &stores[0];
+        let alice = s.user_by_username("alice").unwrap().unwrap();
+        assert_eq!(
+            (alice.id, alice.last_login, alice.tokens_valid_after),
+            (1, Some(7), None)
+        );
+        assert_eq!(
+            s.token_state("kept", None).unwrap(),
+            TokenState::Blacklisted
+        );
+        // The new columns and table work.
+        s.add_outstanding(&OutstandingToken {
+            parent: Some("kept".into()),
+            ..member("child", "f1")
+        })
+        .unwrap();
+        assert!(s.rotated_to("kept").unwrap().is_some());
+        assert!(s.revoke_family("f1", Some(1), 1000).unwrap());
+        assert_eq!(
+            stores[7].token_state("child", Some("f1")).unwrap(),
+            TokenState::FamilyRevoked
+        );
+        assert!(s.logout_user(1, 50).is_ok());
+        assert_eq!(
+            s.user_by_id(1).unwrap().unwrap().tokens_valid_after,
+            Some(50)
+        );
+        let indexes: Vec<String> = s
+            .with_retry(false, |c| {
+                let mut st = c.prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' \
+                     AND tbl_name = 'outstanding_tokens' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )?;
+                let v = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                Ok(v)
+            })
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "outstanding_tokens_family",
+                "outstanding_tokens_parent",
+                "outstanding_tokens_user_id"
+            ]
+        );
+        // Opening an upgraded file again changes nothing.
+        drop(stores);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.list_users().unwrap().len(), 1);
+    }
 }

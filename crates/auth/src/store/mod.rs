@@ -1,7 +1,8 @@
-//! The store: users, outstanding tokens and blacklisted tokens, in an
-//! embedded SQLite file ([`SqliteStore`], the default) or in PostgreSQL
-//! ([`PgStore`], for several hosts). [`Database`] is where the data lives as
-//! configured; [`Db`] is the store a process serves from, whichever it is.
+//! The store: users, outstanding tokens, blacklisted tokens and revoked
+//! refresh token families, in an embedded SQLite file ([`SqliteStore`], the
+//! default) or in PostgreSQL ([`PgStore`], for several hosts). [`Database`]
+//! is where the data lives as configured; [`Db`] is the store a process
+//! serves from, whichever it is.
 //!
 //! The [`Store`] trait is the embedded stores' and is synchronous on purpose: backends are blocking libraries
 //! (rusqlite). The endpoints make the short point reads (a user by id, "is

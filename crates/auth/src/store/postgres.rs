@@ -38,9 +38,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
-
 use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
 
 use super::{OutstandingToken, Rotation, StoreError, TokenState, User, WriteOp};
 
@@ -387,9 +386,9 @@ impl Sql {
                 sweep("family = $1::text")
             )
         });
-        // greatest() ignores NULL: the first logout sets it, a later one
-        // only raises it.
         let unexpired = sweep("user_id = $1::bigint AND expires_at > to_timestamp($2::bigint)");
+        // greatest() ignores NULL: the first logout sets the mark, a later
+        // one only raises it. Django's auth_user has no mark to keep.
         let logout_user = match schema {
             Schema::Ferricorn => format!(
                 "WITH raised AS (UPDATE {users} \

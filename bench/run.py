@@ -210,6 +210,14 @@ def subjects(workers: int, scratch: Path, dbs: dict[str, str]) -> dict[str, Subj
         Subject("ferricorn-auth", lambda p: [str(TARGET / "release" / "ferricorn-auth"), "--db", str(scratch / "auth.sqlite3"),
                                              "serve", "-b", f"127.0.0.1:{p}", "-w", w],
                 env=auth_env, probe_path="/api/hello/", probe_auth=True),
+        # Issue 15: the same service with reuse detection and access-token
+        # revocation on (its refresh tokens carry a family).
+        Subject("auth-safer", lambda p: [auth_bin, "--db", str(scratch / "auth-safer.sqlite3"),
+                                         "serve", "-b", f"127.0.0.1:{p}", "-w", w],
+                env={**auth_env, "FERRICORN_AUTH_REFRESH_REUSE_DETECTION": "true",
+                     "FERRICORN_AUTH_REVOKE_ACCESS_ON_LOGOUT": "true"},
+                probe_path="/api/hello/", probe_auth=True,
+                note="ferricorn-auth with refresh_reuse_detection and revoke_access_on_logout"),
         Subject("simplejwt", lambda p: [gunicorn, "-b", f"127.0.0.1:{p}", "-w", w, *gunicorn_quiet, "benchsite.wsgi"],
                 cwd=BENCH / "django_app", env=django_env, probe_path="/api/hello/", probe_auth=True,
                 note="Django + DRF + simplejwt 5.5.1, Gunicorn sync"),
@@ -415,19 +423,22 @@ def mint(token_type: str, lifetime: int) -> str:
     )
 
 
-def mint_pool(path_prefix: Path, threads: int, per_thread: int) -> None:
+def mint_pool(path_prefix: Path, threads: int, per_thread: int, family: bool = False) -> None:
     """One file of fresh refresh tokens per wrk thread; each token is spent
-    by its first use (rotation with blacklist), so none repeats."""
+    by its first use (rotation with blacklist), so none repeats. `family`:
+    each carries a token family (`fam`), as with reuse detection on, so the
+    store checks the family too."""
     import jwt
 
     now = int(time.time())
     for t in range(threads):
         with open(f"{path_prefix}.{t}", "w") as f:
             for _ in range(per_thread):
-                f.write(jwt.encode(
-                    {"token_type": "refresh", "exp": now + 86400, "iat": now,
-                     "jti": secrets.token_hex(16), "user_id": "1"},
-                    SIGNING_KEY, algorithm="HS256"))
+                claims = {"token_type": "refresh", "exp": now + 86400, "iat": now,
+                          "jti": secrets.token_hex(16), "user_id": "1"}
+                if family:
+                    claims["fam"] = secrets.token_hex(16)
+                f.write(jwt.encode(claims, SIGNING_KEY, algorithm="HS256"))
                 f.write("\n")
 
 
@@ -556,6 +567,8 @@ JWT = ["simplejwt", "ferricorn-auth"]
 # subject as in the jwt-* scenarios) and on PostgreSQL, in one run.
 PGJWT = ["simplejwt-pg", "ferricorn-auth", "ferricorn-auth-pg"]
 HOSTS = ["auth-pg-1host", "auth-pg-2hosts", "auth-pg-3hosts"]
+# Issue 15: the switches beyond simplejwt, off and on, in one run.
+SAFER = ["ferricorn-auth", "auth-safer"]
 SCENARIOS = {
     "keepalive": ("GET / keep-alive", HELLO, "bare-hyper"),
     "close": ("GET / with `Connection: close` on every request", HELLO, "bare-hyper"),
@@ -568,6 +581,9 @@ SCENARIOS = {
     "pg-obtain": ("POST /api/token/ (password check) on PostgreSQL vs SQLite", PGJWT, "simplejwt-pg"),
     "pg-hosts": ("POST /api/token/refresh/ (rotation + blacklist) through one Nginx to 1, 2, 3 ferricorn-auth "
                  "hosts (1 worker each) on one PostgreSQL database", HOSTS, "auth-pg-1host"),
+    "safer-refresh": ("POST /api/token/refresh/ (rotation + blacklist), refresh_reuse_detection off vs on "
+                      "(each token of a family)", SAFER, "ferricorn-auth"),
+    "safer-hello": ("GET /api/hello/, revoke_access_on_logout off vs on", SAFER, "ferricorn-auth"),
     "hup": ("GET / keep-alive with SIGHUP to the master halfway", ["gunicorn-sync", "ferricorn-hello"], "gunicorn-sync"),
     "axum-items": ("GET /items of the axum example (keep-alive)", ["axum-serve", "ferricorn-axum"], "axum-serve"),
     "metrics": ("GET / keep-alive, hello without and with --metrics-bind", ["ferricorn-hello", "ferricorn-metrics"],
@@ -575,7 +591,7 @@ SCENARIOS = {
 }
 # Run order for a subject; `hup` last, since it replaces the workers.
 ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "pg-refresh", "pg-obtain",
-         "pg-hosts", "axum-items", "metrics", "hup"]
+         "pg-hosts", "axum-items", "metrics", "safer-refresh", "safer-hello", "hup"]
 
 
 class Bench:
@@ -593,7 +609,7 @@ class Bench:
         self.dbs: dict[str, str] = {}  # PostgreSQL database -> URL
         self.subjects = subjects(args.workers, self.scratch, self.dbs)
         self.results: dict = {}  # scenario -> subject -> [run dict per round]
-        self.refresh_rate_guess = {"ferricorn-auth": 10000.0, "simplejwt": 2000.0, "simplejwt-pg": 2000.0}
+        self.refresh_rate_guess = {"ferricorn-auth": 10000.0, "auth-safer": 10000.0, "simplejwt": 2000.0, "simplejwt-pg": 2000.0}
         self.lua = {}
         self.pg: pg_mod.PgCluster | None = None
         self.nginx_bin: Path | None = None
@@ -611,12 +627,14 @@ class Bench:
             f.unlink()
         self.access = mint("access", 7 * 86400)
         names = self.wanted_subjects()
-        if "ferricorn-auth" in names:
+        for name, db in (("ferricorn-auth", "auth.sqlite3"), ("auth-safer", "auth-safer.sqlite3")):
+            if name not in names:
+                continue
             subprocess.run(
-                [str(TARGET / "release" / "ferricorn-auth"), "--db", str(self.scratch / "auth.sqlite3"),
+                [str(TARGET / "release" / "ferricorn-auth"), "--db", str(self.scratch / db),
                  "createuser", USERNAME, "--password-stdin"],
                 input=PASSWORD + "\n", text=True, check=True, capture_output=True,
-                env={**os.environ, **self.subjects["ferricorn-auth"].env})
+                env={**os.environ, **self.subjects[name].env})
         if any(self.subjects[n].pg for n in names):
             self.prepare_postgres(names)
         for django in ("simplejwt", "simplejwt-pg"):
@@ -735,7 +753,7 @@ class Bench:
         name = running.subject.name
         per_thread = int(self.refresh_rate_guess.get(name, 10000.0) * self.load.duration * 1.5 / self.load.threads) + 100
         prefix = self.scratch / f"refresh-{name}-r{rnd}"
-        mint_pool(prefix, self.load.threads, per_thread)
+        mint_pool(prefix, self.load.threads, per_thread, family=name == "auth-safer")
         try:
             r = measured(running, wrk_cmd(self.load, running.url + "/api/token/refresh/", self.lua["refresh"],
                                           script_args=[str(prefix)]))
@@ -758,6 +776,9 @@ class Bench:
     # Nginx to 1, 2, 3 hosts.
     sc_pg_refresh = sc_jwt_refresh
     sc_pg_obtain = sc_jwt_obtain
+    # Issue 15: reuse detection and access revocation, off and on.
+    sc_safer_refresh = sc_jwt_refresh
+    sc_safer_hello = sc_jwt_hello
     sc_pg_hosts = sc_jwt_refresh
 
     def sc_hammer(self, running, rnd):
@@ -992,6 +1013,11 @@ class Bench:
             r = self.ratio("metrics", "ferricorn-metrics", "metrics", "ferricorn-hello", key)
             judge(f"hello with --metrics-bind ≥ 0.98 × without, {what} (GET /, keep-alive)", r,
                   r is not None and r >= 0.98, fmt(r))
+        r = self.ratio("safer-refresh", "auth-safer", "safer-refresh", "ferricorn-auth", "rps")
+        judge("refresh with refresh_reuse_detection ≥ 0.90 × without (req/s)", r, r is not None and r >= 0.90, fmt(r))
+        r = self.ratio("safer-hello", "auth-safer", "safer-hello", "ferricorn-auth", "rps")
+        if r is not None:
+            out.append(f"- measured — GET /api/hello/ with revoke_access_on_logout: {fmt(r)} × without (req/s)")
         runs = self.results.get("metrics", {}).get("ferricorn-metrics")
         scr = [x["scrape_ms"] for x in runs or [] if "scrape_ms" in x]
         if scr:

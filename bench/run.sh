@@ -5,6 +5,7 @@
 #   bash bench/run.sh --smoke    # ~1 s per subject and scenario; CI runs this
 #   bash bench/run.sh --help     # rounds, duration, wrk settings, subject filter
 #   bash bench/run.sh --scenarios pg-refresh pg-obtain pg-hosts   # PostgreSQL only (issue 13)
+#   bash bench/run.sh --scenarios safer-refresh safer-hello       # reuse detection, access revocation (issue 15)
 #
 # Builds the release binaries (root workspace and bench/subjects), installs
 # wrk when missing, creates bench/.venv with the pinned Python subjects

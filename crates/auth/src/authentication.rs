@@ -110,6 +110,15 @@ pub async fn authenticate_with(
             if settings.check_user_is_active && !user.is_active {
                 return Err(AuthError::UserInactive);
             }
+            // Issued before the user logged out everywhere: checked on the
+            // row just read, so it costs nothing more.
+            if settings.revoke_access_on_logout
+                && user
+                    .tokens_valid_after
+                    .is_some_and(|t| tokens::issued_at(&claims) <= t)
+            {
+                return Err(AuthError::InvalidAccessToken(TokenError::Blacklisted));
+            }
             Some(user)
         }
         UserSource::Claims => None,

@@ -76,6 +76,11 @@ pub enum AuthError {
     /// The bearer token's user is inactive.
     #[error("User is inactive")]
     UserInactive,
+    /// A refresh or blacklist from the refresh cookie without proof that
+    /// the site's own page sent it: 403, as DRF's `SessionAuthentication`
+    /// answers a failed CSRF check.
+    #[error("CSRF Failed: {0}")]
+    Csrf(String),
     /// The store failed: our fault.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -89,6 +94,7 @@ impl AuthError {
             Parse(_) | Validation(_) | TooLarge | TooManyFields => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Csrf(_) => StatusCode::FORBIDDEN,
             NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             NotFound => StatusCode::NOT_FOUND,
             Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,

@@ -12,6 +12,7 @@
 //! - [`layer`]: [`TokenLayer`], the same access-token check as a tower
 //!   layer, so other services (an axum `Router`) accept these tokens;
 //! - [`tokens`]: claims, keys, encoding, and the checks in simplejwt's order;
+//! - [`jwk`]: public keys as JSON Web Keys, for the JWKS endpoint and `kid`;
 //! - [`authentication`]: the `Authorization: Bearer` header → a user, the
 //!   one check the hello view and the layer share;
 //! - [`passwords`]: argon2id on a small pool of threads per worker, Django
@@ -37,6 +38,7 @@ pub mod authentication;
 pub mod compat;
 pub mod endpoints;
 pub mod error;
+pub mod jwk;
 pub mod layer;
 pub mod metrics;
 pub mod passwords;
@@ -257,6 +259,23 @@ pub fn load_settings(
                     .map_err(|message| SettingsError { key, message })?,
                 None => Schema::default(),
             };
+            if schema == Schema::Django {
+                // Django's tables are never altered, and they have no room
+                // for a token family or a user's log-out time.
+                for (on, name) in [
+                    (settings.refresh_reuse_detection, "refresh_reuse_detection"),
+                    (settings.revoke_access_on_logout, "revoke_access_on_logout"),
+                ] {
+                    if on {
+                        return Err(SettingsError {
+                            key: name.into(),
+                            message: "needs ferricorn-auth's own tables (--schema ferricorn): a \
+                                      Django project's tables have no column for it and are never altered"
+                                .into(),
+                        });
+                    }
+                }
+            }
             let options = PgOptions::parse(&url, pool_size, connect_timeout, schema)
                 .map_err(|message| SettingsError { key, message })?;
             Database::Postgres(Box::new(options))

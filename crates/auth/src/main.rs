@@ -7,6 +7,7 @@
 //! ferricorn-auth status ADDRESS [--watch SECONDS]
 //! ferricorn-auth [--db PATH|URL] createuser USERNAME [--password-stdin] [--inactive]
 //! ferricorn-auth [--db PATH|URL] changepassword USERNAME [--password-stdin]
+//! ferricorn-auth [--db PATH|URL] logout USERNAME
 //! ferricorn-auth [--db PATH|URL] setactive USERNAME true|false
 //! ferricorn-auth [--db PATH|URL] listusers
 //! ferricorn-auth [--db PATH|URL] flushexpiredtokens
@@ -109,7 +110,8 @@ enum Command {
         #[arg(long)]
         inactive: bool,
     },
-    /// Set a user's password.
+    /// Set a user's password; every refresh token of the user is revoked
+    /// (and, with revoke_access_on_logout, every access token).
     Changepassword {
         /// The user name.
         username: String,
@@ -117,6 +119,13 @@ enum Command {
         /// $FERRICORN_AUTH_PASSWORD).
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Log a user out everywhere: revoke every refresh token of the user
+    /// (and, with revoke_access_on_logout, every access token), as
+    /// POST /api/token/blacklist_all/ does.
+    Logout {
+        /// The user name.
+        username: String,
     },
     /// Activate or deactivate a user.
     Setactive {
@@ -321,14 +330,15 @@ async fn run_admin(db: &Db, command: Command, password: Option<String>) -> Resul
             println!("{id}");
         }
         Command::Changepassword { username, .. } => {
-            let user = db
-                .user_by_username(&username)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no user named {username:?}"))?;
-            db.write(WriteOp::SetPassword(user.id, hash()))
+            let id = user_id(db, &username).await?;
+            db.write(WriteOp::SetPassword(id, hash()))
                 .await
                 .map_err(|e| e.to_string())?;
+            logout(db, id).await?;
+        }
+        Command::Logout { username } => {
+            let id = user_id(db, &username).await?;
+            logout(db, id).await?;
         }
         Command::Setactive { username, active } => {
             db.set_active(&username, active)
@@ -352,6 +362,25 @@ async fn run_admin(db: &Db, command: Command, password: Option<String>) -> Resul
         Command::Importusers { file } => import(db, &file).await?,
     }
     Ok(())
+}
+
+async fn user_id(db: &Db, username: &str) -> Result<i64, String> {
+    Ok(db
+        .user_by_username(username)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user named {username:?}"))?
+        .id)
+}
+
+/// Revokes every token of the user issued until now (see
+/// `endpoints::blacklist_all`).
+async fn logout(db: &Db, user_id: i64) -> Result<(), String> {
+    let at = ferricorn_auth::tokens::now().floor() as i64;
+    db.write(WriteOp::LogoutUser { user_id, at })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Splits one CSV line (RFC 4180 quoting, no line breaks inside fields).

@@ -39,12 +39,16 @@ pub enum Tokens {
     Verify,
     /// A token blacklisted.
     Blacklist,
+    /// Every refresh token of a user blacklisted (log out everywhere).
+    BlacklistAll,
+    /// A token family revoked: a rotated refresh token was presented again.
+    FamilyRevoked,
 }
 
 /// The handles.
 pub struct AuthMetrics {
     logins: [Counter; 3],
-    tokens: [Counter; 4],
+    tokens: [Counter; 6],
     /// expired, invalid, blacklisted, wrong_type, missing_claim.
     rejections: [Counter; 5],
     hash_seconds: Histogram,
@@ -87,6 +91,8 @@ pub fn get() -> &'static AuthMetrics {
                 token("refresh"),
                 token("verify"),
                 token("blacklist"),
+                token("blacklist_all"),
+                token("family_revoked"),
             ],
             rejections: [
                 reject("expired"),

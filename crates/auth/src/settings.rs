@@ -83,6 +83,72 @@ pub struct Settings {
     /// `allow_weak_keys` (ours, default false): accept an HMAC signing key
     /// shorter than its hash output, with a warning at every start.
     pub allow_weak_keys: bool,
+
+    // Beyond simplejwt: every switch is off by default, so that every
+    // default answer stays simplejwt's.
+    /// `refresh_cookie`: obtain and refresh set the refresh token as an
+    /// `HttpOnly` cookie instead of returning it in the body; refresh and
+    /// blacklist read it from there when the body has none.
+    pub refresh_cookie: bool,
+    /// `refresh_cookie_name` (default `refresh_token`).
+    pub refresh_cookie_name: String,
+    /// `refresh_cookie_path` (default `/api/token/`): the browser sends the
+    /// cookie to the token endpoints only.
+    pub refresh_cookie_path: String,
+    /// `refresh_cookie_samesite` (default `Lax`).
+    pub refresh_cookie_samesite: SameSite,
+    /// `refresh_cookie_secure` (default true): HTTPS only.
+    pub refresh_cookie_secure: bool,
+    /// `refresh_cookie_domain` (default none: the host that set it).
+    pub refresh_cookie_domain: Option<String>,
+    /// `csrf_trusted_origins`: origins (`https://app.example.com`) whose
+    /// cross-site requests may use the cookie without the double-submit
+    /// token.
+    pub csrf_trusted_origins: Vec<String>,
+    /// `refresh_reuse_detection`: a rotated refresh token presented again
+    /// revokes its whole family (needs rotation and blacklisting).
+    pub refresh_reuse_detection: bool,
+    /// `refresh_reuse_grace`, seconds (default 0): within it, presenting
+    /// the token just rotated again answers with its replacement instead of
+    /// revoking the family (a client retrying a lost response).
+    pub refresh_reuse_grace: f64,
+    /// `revoke_access_on_logout`: access tokens issued before a user's last
+    /// log-out-everywhere are refused too, not only refresh tokens.
+    pub revoke_access_on_logout: bool,
+    /// `jwks`: publish the verifying keys at `/api/token/jwks/` and
+    /// `/.well-known/jwks.json`, and name the signing key in every token's
+    /// `kid` header (asymmetric algorithms only).
+    pub jwks: bool,
+    /// `jwks_max_age`, seconds (default 300): the JWK Set's
+    /// `Cache-Control: max-age`.
+    pub jwks_max_age: i64,
+    /// `verifying_keys`: earlier public keys (PEM) that still verify tokens
+    /// during a key rotation; only `signing_key` signs.
+    pub verifying_keys: Vec<String>,
+}
+
+/// The `SameSite` attribute of the refresh cookie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites, not on their
+    /// requests (the browsers' default).
+    #[default]
+    Lax,
+    /// Never sent on a request another site started.
+    Strict,
+    /// Sent on cross-site requests too (needs `Secure`).
+    None,
+}
+
+impl SameSite {
+    /// The attribute's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -105,6 +171,19 @@ impl Default for Settings {
             jti_claim: "jti".into(),
             check_user_is_active: true,
             allow_weak_keys: false,
+            refresh_cookie: false,
+            refresh_cookie_name: "refresh_token".into(),
+            refresh_cookie_path: "/api/token/".into(),
+            refresh_cookie_samesite: SameSite::Lax,
+            refresh_cookie_secure: true,
+            refresh_cookie_domain: None,
+            csrf_trusted_origins: Vec::new(),
+            refresh_reuse_detection: false,
+            refresh_reuse_grace: 0.0,
+            revoke_access_on_logout: false,
+            jwks: false,
+            jwks_max_age: 300,
+            verifying_keys: Vec::new(),
         }
     }
 }
@@ -128,6 +207,19 @@ pub const KEYS: &[&str] = &[
     "jti_claim",
     "check_user_is_active",
     "allow_weak_keys",
+    "refresh_cookie",
+    "refresh_cookie_name",
+    "refresh_cookie_path",
+    "refresh_cookie_samesite",
+    "refresh_cookie_secure",
+    "refresh_cookie_domain",
+    "csrf_trusted_origins",
+    "refresh_reuse_detection",
+    "refresh_reuse_grace",
+    "revoke_access_on_logout",
+    "jwks",
+    "jwks_max_age",
+    "verifying_keys",
 ];
 
 /// One raw value: from TOML, or a string from the environment.
@@ -222,6 +314,26 @@ impl Settings {
             }
         };
         let opt = |s: String| if s.is_empty() { None } else { Some(s) };
+        let seconds = |raw: &Raw<'_>| -> Result<f64, SettingsError> {
+            match raw {
+                Raw::Toml(toml::Value::Integer(i)) => Ok(*i as f64),
+                Raw::Toml(toml::Value::Float(f)) => Ok(*f),
+                Raw::Env(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|_| err("expected seconds, e.g. 10")),
+                _ => Err(err("expected seconds, e.g. 10")),
+            }
+        };
+        // PEM keys: a list in the file; in the environment, the blocks one
+        // after another (a PEM block has no separator of its own to split on
+        // but its END line).
+        let pem_list = |raw: &Raw<'_>| -> Result<Vec<String>, SettingsError> {
+            match raw {
+                Raw::Env(s) => Ok(split_pem_blocks(s)),
+                other => list(other),
+            }
+        };
         match key {
             "access_token_lifetime" => self.access_token_lifetime = int(&raw)?,
             "refresh_token_lifetime" => self.refresh_token_lifetime = int(&raw)?,
@@ -243,17 +355,27 @@ impl Settings {
                 let l = list(&raw)?;
                 self.audience = if l.is_empty() { None } else { Some(l) };
             }
-            "leeway" => {
-                self.leeway = match &raw {
-                    Raw::Toml(toml::Value::Integer(i)) => *i as f64,
-                    Raw::Toml(toml::Value::Float(f)) => *f,
-                    Raw::Env(s) => s
-                        .trim()
-                        .parse()
-                        .map_err(|_| err("expected seconds, e.g. 10"))?,
-                    _ => return Err(err("expected seconds, e.g. 10")),
+            "leeway" => self.leeway = seconds(&raw)?,
+            "refresh_reuse_grace" => self.refresh_reuse_grace = seconds(&raw)?,
+            "refresh_cookie" => self.refresh_cookie = boolean(&raw)?,
+            "refresh_cookie_name" => self.refresh_cookie_name = string(&raw)?,
+            "refresh_cookie_path" => self.refresh_cookie_path = string(&raw)?,
+            "refresh_cookie_samesite" => {
+                self.refresh_cookie_samesite = match string(&raw)?.to_ascii_lowercase().as_str() {
+                    "lax" => SameSite::Lax,
+                    "strict" => SameSite::Strict,
+                    "none" => SameSite::None,
+                    _ => return Err(err("expected Lax, Strict or None")),
                 }
             }
+            "refresh_cookie_secure" => self.refresh_cookie_secure = boolean(&raw)?,
+            "refresh_cookie_domain" => self.refresh_cookie_domain = opt(string(&raw)?),
+            "csrf_trusted_origins" => self.csrf_trusted_origins = list(&raw)?,
+            "refresh_reuse_detection" => self.refresh_reuse_detection = boolean(&raw)?,
+            "revoke_access_on_logout" => self.revoke_access_on_logout = boolean(&raw)?,
+            "jwks" => self.jwks = boolean(&raw)?,
+            "jwks_max_age" => self.jwks_max_age = int(&raw)?,
+            "verifying_keys" => self.verifying_keys = pem_list(&raw)?,
             "auth_header_types" => self.auth_header_types = list(&raw)?,
             "user_id_claim" => self.user_id_claim = string(&raw)?,
             "token_type_claim" => self.token_type_claim = string(&raw)?,
@@ -287,6 +409,7 @@ impl Settings {
             ));
         }
         self.check_key_strength()?;
+        self.check_beyond_simplejwt()?;
         if !self.is_hmac() {
             if self.signing_key.is_none() {
                 return Err(err(
@@ -348,6 +471,133 @@ impl Settings {
         })
     }
 
+    /// The switches beyond simplejwt that contradict each other or the
+    /// algorithm: refused at start, naming the setting.
+    fn check_beyond_simplejwt(&self) -> Result<(), SettingsError> {
+        let err = |key: &str, message: String| {
+            Err(SettingsError {
+                key: key.into(),
+                message,
+            })
+        };
+        if self.refresh_reuse_detection
+            && !(self.rotate_refresh_tokens && self.blacklist_after_rotation)
+        {
+            return err(
+                "refresh_reuse_detection",
+                "needs rotate_refresh_tokens = true and blacklist_after_rotation = true: \
+                 reuse is a refresh token presented after it was rotated and spent"
+                    .into(),
+            );
+        }
+        if !(self.refresh_reuse_grace.is_finite() && self.refresh_reuse_grace >= 0.0) {
+            return err(
+                "refresh_reuse_grace",
+                "must be a number of seconds of at least 0".into(),
+            );
+        }
+        if self.refresh_cookie_samesite == SameSite::None && !self.refresh_cookie_secure {
+            return err(
+                "refresh_cookie_samesite",
+                "None needs refresh_cookie_secure = true: browsers refuse a SameSite=None \
+                 cookie without Secure; use Lax or Strict, or serve over HTTPS"
+                    .into(),
+            );
+        }
+        if !is_cookie_token(&self.refresh_cookie_name) {
+            return err(
+                "refresh_cookie_name",
+                format!(
+                    "{:?} is not a cookie name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                    self.refresh_cookie_name
+                ),
+            );
+        }
+        if !self.refresh_cookie_path.starts_with('/')
+            || !is_cookie_attribute(&self.refresh_cookie_path)
+        {
+            return err(
+                "refresh_cookie_path",
+                format!(
+                    "{:?} is not a cookie path: start it with / and leave out ; and control characters",
+                    self.refresh_cookie_path
+                ),
+            );
+        }
+        if let Some(domain) = &self.refresh_cookie_domain {
+            if !is_cookie_attribute(domain) || domain.contains([' ', ',']) {
+                return err(
+                    "refresh_cookie_domain",
+                    format!("{domain:?} is not a domain, e.g. example.com"),
+                );
+            }
+        }
+        for origin in &self.csrf_trusted_origins {
+            if parse_origin(origin).is_none() {
+                return err(
+                    "csrf_trusted_origins",
+                    format!(
+                        "{origin:?} is not an origin: write scheme://host[:port], e.g. https://app.example.com"
+                    ),
+                );
+            }
+        }
+        if self.jwks_max_age < 0 {
+            return err(
+                "jwks_max_age",
+                "must be a number of seconds of at least 0".into(),
+            );
+        }
+        if self.is_hmac() {
+            if self.jwks {
+                return err(
+                    "jwks",
+                    format!(
+                        "{} is an HMAC algorithm: its one key is a secret and is never published; \
+                         use an asymmetric algorithm (RS256, ES256, EdDSA...) with signing_key and \
+                         verifying_key, or set jwks = false",
+                        algorithm_name(self.algorithm)
+                    ),
+                );
+            }
+            if !self.verifying_keys.is_empty() {
+                return err(
+                    "verifying_keys",
+                    format!(
+                        "{} is an HMAC algorithm, which verifies with signing_key alone; \
+                         verifying_keys are public keys for an asymmetric algorithm",
+                        algorithm_name(self.algorithm)
+                    ),
+                );
+            }
+        }
+        for (i, pem) in self.verifying_keys.iter().enumerate() {
+            if let Err(e) = crate::jwk::Jwk::from_public_pem(self.algorithm, pem) {
+                return err(
+                    "verifying_keys",
+                    format!(
+                        "key {} of {}: {e}; give PEM public keys (-----BEGIN PUBLIC KEY-----)",
+                        i + 1,
+                        self.verifying_keys.len()
+                    ),
+                );
+            }
+        }
+        if self.names_keys() {
+            if let Some(Err(e)) = self
+                .verifying_key
+                .as_deref()
+                .map(|pem| crate::jwk::Jwk::from_public_pem(self.algorithm, pem))
+            {
+                return err(
+                    "verifying_key",
+                    format!("{e}; give the PEM public key of signing_key"),
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn check_rsa_strength(&self) -> Result<(), SettingsError> {
         let Some(bits) = self.verifying_key.as_deref().and_then(rsa_modulus_bits) else {
             // Not an RSA public key we can read: the key loader reports it.
@@ -374,6 +624,13 @@ impl Settings {
         })
     }
 
+    /// Whether tokens name their key in a `kid` header (the RFC 7638
+    /// thumbprint of its public key): with the JWK Set published, or with
+    /// several keys to choose from.
+    pub fn names_keys(&self) -> bool {
+        !self.is_hmac() && (self.jwks || !self.verifying_keys.is_empty())
+    }
+
     /// Whether the algorithm is an HMAC one (one shared secret).
     pub fn is_hmac(&self) -> bool {
         matches!(
@@ -386,6 +643,56 @@ impl Settings {
     pub fn www_authenticate_type(&self) -> &str {
         &self.auth_header_types[0]
     }
+}
+
+/// RFC 6265's cookie-name token.
+fn is_cookie_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A cookie attribute value: printable ASCII but `;`.
+fn is_cookie_attribute(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
+}
+
+/// `scheme://host[:port]` in lower case, the form browsers send in
+/// `Origin`; `None` for anything else (a path, a missing scheme...).
+pub fn parse_origin(origin: &str) -> Option<String> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let ok = |s: &str, extra: &[u8]| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    if !ok(scheme, b"+-.") || !ok(rest, b"-.:[]") {
+        return None;
+    }
+    Some(origin.to_ascii_lowercase())
+}
+
+/// PEM blocks given one after the other (or separated by commas) in one
+/// string, each ending at its `-----END ...-----` line.
+fn split_pem_blocks(s: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut rest = s;
+    while let Some(end) = rest.find("-----END ") {
+        let close = rest[end + 9..]
+            .find("-----")
+            .map_or(rest.len(), |i| end + 9 + i + 5);
+        let block = rest[..close].trim_matches(|c: char| c.is_whitespace() || c == ',');
+        if !block.is_empty() {
+            blocks.push(format!("{block}\n"));
+        }
+        rest = &rest[close..];
+    }
+    let tail = rest.trim_matches(|c: char| c.is_whitespace() || c == ',');
+    if !tail.is_empty() {
+        // Not PEM: kept, so that the check names it.
+        blocks.push(tail.to_string());
+    }
+    blocks
 }
 
 /// The algorithm named as in JWT headers (`HS256`, `EdDSA`, ...).

@@ -30,6 +30,9 @@ use sha2::{Sha256, Sha384, Sha512};
 use crate::compat::pyjson::{self, Object, Value};
 use crate::settings::{algorithm_name, Settings};
 
+/// The claim that names a refresh token's family (reuse detection).
+pub const FAMILY_CLAIM: &str = "fam";
+
 /// The largest timestamp Python's `datetime` can hold (9999-12-31T23:59:59).
 const MAX_DATETIME_TS: f64 = 253_402_300_799.0;
 
@@ -176,6 +179,23 @@ impl Token {
         self.payload.get(&settings.jti_claim).map(py_key)
     }
 
+    /// The refresh token family (`fam`, with reuse detection): the same in
+    /// every token rotated from one login.
+    pub fn family(&self) -> Option<&str> {
+        self.payload.get(FAMILY_CLAIM).and_then(Value::as_str)
+    }
+
+    /// Starts a new family.
+    pub fn set_family(&mut self) {
+        self.payload.insert(FAMILY_CLAIM, Value::str(new_jti()));
+    }
+
+    /// The `iat` claim as whole seconds (0 when absent or unreadable: such
+    /// a token is older than any log-out).
+    pub fn iat(&self) -> i64 {
+        issued_at(&self.payload)
+    }
+
     /// The `exp` claim as whole seconds (0 when unreadable).
     pub fn exp(&self) -> i64 {
         self.payload.get("exp").and_then(claim_int).unwrap_or(0)
@@ -198,6 +218,12 @@ impl Token {
         }
         keys.sign(&pyjson::dumps(&Value::Object(payload), true))
     }
+}
+
+/// The `iat` claim of `payload` as whole seconds (0 when absent or
+/// unreadable).
+pub fn issued_at(payload: &Object) -> i64 {
+    payload.get("iat").and_then(claim_int).unwrap_or(0)
 }
 
 /// A value used as a database key the way Django would: `str(value)`.
@@ -228,12 +254,23 @@ pub struct Keys {
     alg: Algorithm,
     /// `None` for keys that only verify ([`Keys::verifying`]).
     encoding: Option<EncodingKey>,
-    decoding: DecodingKey,
+    /// The keys that verify, newest first: `verifying_key` (the signing
+    /// key's own), then `verifying_keys`, each with its `kid` when tokens
+    /// name their key ([`Settings::names_keys`]).
+    verifying: Vec<VerifyingKey>,
     /// For the HMAC algorithms, the key's inner and outer states, computed
     /// once: `jsonwebtoken::crypto::verify` derives them from the secret
     /// on every call, two of the ~six hash blocks of a verification.
     mac: Option<Mac>,
     header_segment: String,
+    /// The JWK Set document, when it is published (`jwks`).
+    jwks: Option<String>,
+}
+
+/// One public key that verifies tokens.
+struct VerifyingKey {
+    kid: Option<String>,
+    key: DecodingKey,
 }
 
 /// A keyed HMAC state, cloned for each token.
@@ -278,6 +315,16 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// A public key in PEM as `jsonwebtoken` reads it for `alg`.
+fn decoding_key(alg: Algorithm, pem: &str) -> Result<DecodingKey, jsonwebtoken::errors::Error> {
+    let pem = pem.as_bytes();
+    match alg {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+        _ => DecodingKey::from_rsa_pem(pem),
+    }
+}
+
 impl Keys {
     /// Keys from the settings; `signing_key` is the configured one or the
     /// one kept in the store.
@@ -286,59 +333,103 @@ impl Keys {
         signing_key: &str,
     ) -> Result<Keys, jsonwebtoken::errors::Error> {
         let alg = settings.algorithm;
-        let verifying = settings.verifying_key.as_deref().unwrap_or("");
-        let (encoding, decoding) = match alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => (
-                EncodingKey::from_secret(signing_key.as_bytes()),
-                DecodingKey::from_secret(signing_key.as_bytes()),
-            ),
-            Algorithm::ES256 | Algorithm::ES384 => (
-                EncodingKey::from_ec_pem(signing_key.as_bytes())?,
-                DecodingKey::from_ec_pem(verifying.as_bytes())?,
-            ),
-            Algorithm::EdDSA => (
-                EncodingKey::from_ed_pem(signing_key.as_bytes())?,
-                DecodingKey::from_ed_pem(verifying.as_bytes())?,
-            ),
-            _ => (
-                EncodingKey::from_rsa_pem(signing_key.as_bytes())?,
-                DecodingKey::from_rsa_pem(verifying.as_bytes())?,
-            ),
+        let encoding = match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                let keys = Keys::with(
+                    settings,
+                    None,
+                    vec![VerifyingKey {
+                        kid: None,
+                        key: DecodingKey::from_secret(signing_key.as_bytes()),
+                    }],
+                    signing_key,
+                )?;
+                return Ok(Keys {
+                    encoding: Some(EncodingKey::from_secret(signing_key.as_bytes())),
+                    ..keys
+                });
+            }
+            Algorithm::ES256 | Algorithm::ES384 => {
+                EncodingKey::from_ec_pem(signing_key.as_bytes())?
+            }
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(signing_key.as_bytes())?,
+            _ => EncodingKey::from_rsa_pem(signing_key.as_bytes())?,
         };
-        Ok(Keys::with(alg, Some(encoding), decoding, signing_key))
+        let mut keys = Keys::verifying(settings)
+            .unwrap_or_else(|| Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into()))?;
+        keys.encoding = Some(encoding);
+        Ok(keys)
     }
 
     /// Keys that only verify, for an asymmetric algorithm (RS/PS/ES/EdDSA):
-    /// the public `verifying_key` alone, so that a service that checks
-    /// tokens never holds the private key that signs them. `None` for the
-    /// HMAC algorithms, where the one secret does both.
+    /// the public `verifying_key` (and the earlier `verifying_keys`) alone,
+    /// so that a service that checks tokens never holds the private key
+    /// that signs them. `None` for the HMAC algorithms, where the one
+    /// secret does both.
     pub fn verifying(settings: &Settings) -> Option<Result<Keys, jsonwebtoken::errors::Error>> {
-        let alg = settings.algorithm;
-        let pem = settings.verifying_key.as_deref().unwrap_or("").as_bytes();
-        let decoding = match alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => return None,
-            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
-            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
-            _ => DecodingKey::from_rsa_pem(pem),
-        };
-        Some(decoding.map(|decoding| Keys::with(alg, None, decoding, "")))
+        if settings.is_hmac() {
+            return None;
+        }
+        let pems = std::iter::once(settings.verifying_key.as_deref().unwrap_or(""))
+            .chain(settings.verifying_keys.iter().map(String::as_str));
+        let verifying = pems
+            .map(|pem| {
+                let kid = if settings.names_keys() {
+                    let jwk = crate::jwk::Jwk::from_public_pem(settings.algorithm, pem)
+                        .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+                    Some(jwk.kid)
+                } else {
+                    None
+                };
+                Ok(VerifyingKey {
+                    kid,
+                    key: decoding_key(settings.algorithm, pem)?,
+                })
+            })
+            .collect::<Result<Vec<_>, jsonwebtoken::errors::Error>>();
+        Some(verifying.and_then(|v| Keys::with(settings, None, v, "")))
     }
 
     fn with(
-        alg: Algorithm,
+        settings: &Settings,
         encoding: Option<EncodingKey>,
-        decoding: DecodingKey,
-        signing_key: &str,
-    ) -> Keys {
-        // PyJWT sorts header keys: {"alg":...,"typ":"JWT"}.
-        let header = format!("{{\"alg\":\"{}\",\"typ\":\"JWT\"}}", algorithm_name(alg));
-        Keys {
+        verifying: Vec<VerifyingKey>,
+        secret: &str,
+    ) -> Result<Keys, jsonwebtoken::errors::Error> {
+        let alg = settings.algorithm;
+        // PyJWT sorts header keys: {"alg":...,"kid":...,"typ":"JWT"}.
+        let header = match verifying.first().and_then(|k| k.kid.as_deref()) {
+            Some(kid) => format!(
+                "{{\"alg\":\"{}\",\"kid\":\"{kid}\",\"typ\":\"JWT\"}}",
+                algorithm_name(alg)
+            ),
+            None => format!("{{\"alg\":\"{}\",\"typ\":\"JWT\"}}", algorithm_name(alg)),
+        };
+        let jwks = if settings.jwks && !settings.is_hmac() {
+            let pems = std::iter::once(settings.verifying_key.as_deref().unwrap_or(""))
+                .chain(settings.verifying_keys.iter().map(String::as_str));
+            let set = pems
+                .map(|pem| crate::jwk::Jwk::from_public_pem(alg, pem))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+            Some(crate::jwk::key_set(&set))
+        } else {
+            None
+        };
+        Ok(Keys {
             alg,
             encoding,
-            decoding,
-            mac: Mac::new(alg, signing_key.as_bytes()),
+            verifying,
+            mac: Mac::new(alg, secret.as_bytes()),
             header_segment: URL_SAFE_NO_PAD.encode(header),
-        }
+            jwks,
+        })
+    }
+
+    /// The JWK Set document of the verifying keys, when `jwks` publishes
+    /// it.
+    pub fn jwks(&self) -> Option<&str> {
+        self.jwks.as_deref()
     }
 
     fn sign(&self, payload_json: &str) -> String {
@@ -356,6 +447,20 @@ impl Keys {
             .and_then(|key| crypto::sign(signing_input.as_bytes(), key, self.alg).ok())
             .unwrap_or_default();
         format!("{signing_input}.{sig}")
+    }
+
+    /// Whether `signature` signs `signing_input` under one of the keys:
+    /// the one the header's `kid` names when keys are named, else any.
+    fn verify(&self, signing_input: &[u8], signature: &[u8], kid: Option<&str>) -> bool {
+        if let Some(mac) = &self.mac {
+            return mac.verify(signing_input, signature);
+        }
+        let sig_b64 = URL_SAFE_NO_PAD.encode(signature);
+        let named = self.verifying.iter().any(|k| k.kid.is_some());
+        self.verifying
+            .iter()
+            .filter(|k| !named || kid.is_none() || k.kid.as_deref() == kid)
+            .any(|k| crypto::verify(&sig_b64, signing_input, &k.key, self.alg).unwrap_or(false))
     }
 }
 
@@ -442,14 +547,8 @@ pub fn decode(
         return Err(Invalid);
     }
     // PyJWT checks the decoded signature against the raw signing input.
-    let valid = match &keys.mac {
-        Some(mac) => mac.verify(signing_input, &signature),
-        None => {
-            let sig_b64 = URL_SAFE_NO_PAD.encode(&signature);
-            crypto::verify(&sig_b64, signing_input, &keys.decoding, keys.alg).unwrap_or(false)
-        }
-    };
-    if !valid {
+    let kid = header.get("kid").and_then(Value::as_str);
+    if !keys.verify(signing_input, &signature, kid) {
         return Err(Invalid);
     }
     let payload = json_object(&payload_bytes).ok_or(Invalid)?;

@@ -76,7 +76,7 @@ fn every_admin_command_works_on_postgresql() {
     assert_eq!(
         outputs
             .iter()
-            .filter(|o| o.contains("applied migrations [1]"))
+            .filter(|o| o.contains("applied migrations [1, 2]"))
             .count(),
         1,
         "{outputs:?}"

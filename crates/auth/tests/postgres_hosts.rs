@@ -165,7 +165,7 @@ fn three_hosts_on_one_database_behind_nginx() {
             "ferricorn",
             "SELECT count(*) FROM ferricorn_schema_migrations"
         ),
-        "1\n"
+        format!("{}\n", ferricorn_auth::store::postgres::migrations::LATEST)
     );
     // One generated key, kept in the database.
     assert_eq!(

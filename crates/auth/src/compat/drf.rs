@@ -661,6 +661,17 @@ fn char_field(input: Input<'_>) -> Result<String, Vec<String>> {
     }
 }
 
+/// Whether the data has `field` at all (even blank). Data that is not a
+/// dictionary "has" every field, so that validation reports it.
+pub fn has_field(data: &Data, field: &str) -> bool {
+    match data {
+        Data::Empty => false,
+        Data::Json(Value::Object(o)) => o.contains(field),
+        Data::Json(_) => true,
+        Data::Form(items) => items.iter().any(|(k, _)| k == field),
+    }
+}
+
 /// Validates `fields` (all `CharField()`s) of a serializer against the
 /// data: the values in order, or the errors DRF reports.
 pub fn validate_fields(data: &Data, fields: &[&str]) -> Result<Vec<String>, AuthError> {

@@ -2,11 +2,15 @@
 //!
 //! A refresh token is read as the refresh endpoint reads it (so a second
 //! blacklisting answers "Token is blacklisted" and an access token "Token
-//! has wrong type"), then added to the blacklist.
+//! has wrong type"), then added to the blacklist. With `refresh_cookie` the
+//! token may come from the cookie, which the answer clears.
 
-use crate::compat::drf::{validate_fields, Data, FieldMeta};
+use http::HeaderMap;
+
+use crate::compat::drf::{Data, FieldMeta};
 use crate::compat::pyjson::{Object, Value};
-use crate::endpoints::refresh::{outstanding, read_refresh_token};
+use crate::endpoints::refresh::{outstanding, read_refresh_token, requested_token};
+use crate::endpoints::{cookie, Answer};
 use crate::error::AuthError;
 use crate::store::WriteOp;
 use crate::tokens::{self, TokenError};
@@ -23,8 +27,8 @@ pub const FIELDS: &[FieldMeta] = &[FieldMeta {
 }];
 
 /// Handles the POST.
-pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
-    let raw = validate_fields(&data, &["refresh"])?.remove(0);
+pub async fn post(state: &State, data: Data, headers: &HeaderMap) -> Result<Answer, AuthError> {
+    let raw = requested_token(state, &data, headers)?;
     let now = tokens::now();
     let token = read_refresh_token(state, &raw, now).await?;
     let record = outstanding(state, &token, &raw);
@@ -33,5 +37,9 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         return Err(AuthError::InvalidToken(TokenError::Blacklisted));
     }
     crate::metrics::get().tokens(crate::metrics::Tokens::Blacklist);
-    Ok(Value::Object(Object::new()))
+    let mut answer = Answer::from(Value::Object(Object::new()));
+    if state.settings.refresh_cookie {
+        answer.cookies = cookie::clear(&state.settings);
+    }
+    Ok(answer)
 }

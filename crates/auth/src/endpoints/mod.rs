@@ -1,17 +1,22 @@
 //! The views, one file each ([`obtain`], [`refresh`], [`verify`],
-//! [`blacklist`], [`protected`]), and the router in front of them: Django's
-//! URL resolution (percent-decoded paths, `APPEND_SLASH`), DRF's content
-//! negotiation before authentication, the method check, `Allow`, and
-//! Django's security headers on every answer.
+//! [`blacklist`], [`protected`]; beyond simplejwt, [`blacklist_all`] and
+//! [`jwks`]), and the router in front of them: Django's URL resolution
+//! (percent-decoded paths, `APPEND_SLASH`), DRF's content negotiation
+//! before authentication, the method check, `Allow`, and Django's security
+//! headers on every answer. [`cookie`] holds the refresh cookie and its
+//! cross-site check.
 
 pub mod blacklist;
+pub mod blacklist_all;
+pub mod cookie;
+pub mod jwks;
 pub mod obtain;
 pub mod protected;
 pub mod refresh;
 pub mod verify;
 
-use http::header::{HeaderValue, ALLOW, LOCATION};
-use http::{Method, StatusCode};
+use http::header::{HeaderValue, ALLOW, LOCATION, SET_COOKIE};
+use http::{HeaderMap, Method, StatusCode};
 
 use crate::authentication;
 use crate::compat::drf;
@@ -21,23 +26,49 @@ use crate::error::AuthError;
 use crate::State;
 use ferricorn_app_interface::{Request, Response};
 
+/// A view's successful answer: its body and the cookies it sets.
+pub struct Answer {
+    /// The JSON body.
+    pub body: Value,
+    /// `Set-Cookie` values (the refresh cookie mode).
+    pub cookies: Vec<HeaderValue>,
+}
+
+impl From<Value> for Answer {
+    fn from(body: Value) -> Answer {
+        Answer {
+            body,
+            cookies: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum View {
     Obtain,
     Refresh,
     Verify,
     Blacklist,
+    BlacklistAll,
     Hello,
+    Jwks,
 }
 
 impl View {
-    fn of(path: &str) -> Option<View> {
+    fn of(path: &str, state: &State) -> Option<View> {
         Some(match path {
             "/api/token/" => View::Obtain,
             "/api/token/refresh/" => View::Refresh,
             "/api/token/verify/" => View::Verify,
             "/api/token/blacklist/" => View::Blacklist,
+            "/api/token/blacklist_all/" => View::BlacklistAll,
             "/api/hello/" => View::Hello,
+            // Published only with an asymmetric key and `jwks` on: an
+            // HMAC secret is never published, and without the switch the
+            // path is simplejwt's 404.
+            "/api/token/jwks/" | "/.well-known/jwks.json" if state.keys.jwks().is_some() => {
+                View::Jwks
+            }
             _ => return None,
         })
     }
@@ -48,6 +79,7 @@ impl View {
             // lists the methods the class has in `http_method_names`
             // order, and Django's `View.setup` gives it `head` as `get`.
             View::Hello => "GET, HEAD, OPTIONS",
+            View::Jwks => "GET, HEAD",
             _ => "POST, OPTIONS",
         }
     }
@@ -62,9 +94,9 @@ pub(crate) async fn route(state: &State, request: Request) -> Response {
 
 async fn dispatch(state: &State, request: Request) -> Response {
     let path = django_path(request.uri().path());
-    let Some(view) = View::of(&path) else {
+    let Some(view) = View::of(&path, state) else {
         // Django's APPEND_SLASH: a known path without its slash redirects.
-        if View::of(&format!("{path}/")).is_some() {
+        if View::of(&format!("{path}/"), state).is_some() {
             let mut location = format!("{}/", escape_uri_path(&path));
             if let Some(q) = request.uri().query().filter(|q| !q.is_empty()) {
                 location = format!("{location}?{q}");
@@ -77,16 +109,25 @@ async fn dispatch(state: &State, request: Request) -> Response {
         }
         return response::django_html(StatusCode::NOT_FOUND, response::NOT_FOUND_HTML);
     };
+    if let View::Jwks = view {
+        return with_allow(jwks::get(state, request.method()), view);
+    }
     // DRF negotiates the rendering first, before authentication and the
     // method check: an unacceptable `Accept` is a 406 whatever else is
     // wrong. A failed negotiation renders its error as plain JSON.
     let (rendering, result) = match drf::negotiate(request.headers(), request.uri().query()) {
         Err(e) => (Rendering::default(), Err(e)),
-        Ok(r) if matches!(view, View::Hello) => (r, hello(state, request).await),
+        Ok(r) if matches!(view, View::Hello) => (r, hello(state, request).await.map(Answer::from)),
         Ok(r) => (r, token_view(state, view, request).await),
     };
     match result {
-        Ok(value) => with_allow(response::drf_json(StatusCode::OK, &value, rendering), view),
+        Ok(answer) => {
+            let mut res = response::drf_json(StatusCode::OK, &answer.body, rendering);
+            for c in answer.cookies {
+                res.headers_mut().append(SET_COOKIE, c);
+            }
+            with_allow(res, view)
+        }
         Err(e) if e.is_django_page() => {
             e.into_response(state.settings.www_authenticate_type(), rendering)
         }
@@ -153,24 +194,39 @@ fn escape_uri_path(path: &str) -> String {
     out
 }
 
-async fn token_view(state: &State, view: View, request: Request) -> Result<Value, AuthError> {
+async fn token_view(state: &State, view: View, request: Request) -> Result<Answer, AuthError> {
     let (name, description, fields) = match view {
         View::Obtain => (obtain::NAME, obtain::DESCRIPTION, obtain::FIELDS),
         View::Refresh => (refresh::NAME, refresh::DESCRIPTION, refresh::FIELDS),
         View::Verify => (verify::NAME, verify::DESCRIPTION, verify::FIELDS),
+        View::BlacklistAll => (blacklist_all::NAME, blacklist_all::DESCRIPTION, &[][..]),
         _ => (blacklist::NAME, blacklist::DESCRIPTION, blacklist::FIELDS),
     };
     match *request.method() {
         Method::POST => {
+            // The cookie mode reads the request's cookies and its
+            // cross-site headers after the body has been taken.
+            let headers = if state.settings.refresh_cookie || matches!(view, View::BlacklistAll) {
+                request.headers().clone()
+            } else {
+                HeaderMap::new()
+            };
+            if let View::BlacklistAll = view {
+                // Authenticated before the body is read, as DRF checks
+                // permissions before the view parses anything.
+                return blacklist_all::post(state, &headers).await;
+            }
             let data = drf::read_data(request).await?;
             match view {
                 View::Obtain => obtain::post(state, data).await,
-                View::Refresh => refresh::post(state, data).await,
-                View::Verify => verify::post(state, data).await,
-                _ => blacklist::post(state, data).await,
+                View::Refresh => refresh::post(state, data, &headers).await,
+                View::Verify => verify::post(state, data).await.map(Answer::from),
+                _ => blacklist::post(state, data, &headers).await,
             }
         }
-        Method::OPTIONS => Ok(drf::metadata(name, description, Some(fields))),
+        Method::OPTIONS => {
+            Ok(drf::metadata(name, description, (!fields.is_empty()).then_some(fields)).into())
+        }
         ref m => Err(AuthError::MethodNotAllowed(m.as_str().to_string())),
     }
 }

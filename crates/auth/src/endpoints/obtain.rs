@@ -6,6 +6,7 @@
 
 use crate::compat::drf::{validate_fields, Data, FieldMeta};
 use crate::compat::pyjson::{Object, Value};
+use crate::endpoints::{refresh, Answer};
 use crate::error::AuthError;
 use crate::metrics::{Login, Tokens};
 use crate::store::{OutstandingToken, WriteOp};
@@ -29,7 +30,7 @@ pub const FIELDS: &[FieldMeta] = &[
 ];
 
 /// Handles the POST.
-pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
+pub async fn post(state: &State, data: Data) -> Result<Answer, AuthError> {
     let mut values = validate_fields(&data, &["username", "password"])?.into_iter();
     let (username, password) = (
         values.next().unwrap_or_default(),
@@ -68,8 +69,21 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         return Err(AuthError::NoActiveAccount);
     }
     let settings = &state.settings;
+    // Tokens issued in the second of a log-out-everywhere would be refused
+    // with the ones it revoked (`iat` is in whole seconds): wait for the
+    // next second. Only a login within a second of a log-out waits.
+    if let Some(t) = user.tokens_valid_after {
+        let wait = (t + 1) as f64 - tokens::now();
+        if wait > 0.0 {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+        }
+    }
     let now = tokens::now();
-    let refresh = Token::refresh_for_user(user.id, now, settings);
+    let mut refresh = Token::refresh_for_user(user.id, now, settings);
+    if settings.refresh_reuse_detection {
+        // A login starts a family; every rotation keeps it.
+        refresh.set_family();
+    }
     let encoded = refresh.encode(&state.keys, settings);
     let outstanding = OutstandingToken {
         jti: refresh.jti(settings).unwrap_or_default(),
@@ -77,7 +91,7 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
         token: encoded.clone(),
         created_at: now as i64,
         expires_at: refresh.exp(),
-        family: None,
+        family: refresh.family().map(str::to_string),
         parent: None,
     };
     state.write(WriteOp::AddOutstanding(outstanding)).await?;
@@ -89,8 +103,13 @@ pub async fn post(state: &State, data: Data) -> Result<Value, AuthError> {
     }
     metrics.login(Login::Success);
     metrics.tokens(Tokens::Obtain);
+    if settings.refresh_cookie {
+        let mut out = Object::new();
+        out.insert("access", Value::str(access));
+        return Ok(refresh::with_refresh(state, out, encoded));
+    }
     let mut out = Object::new();
     out.insert("refresh", Value::str(encoded));
     out.insert("access", Value::str(access));
-    Ok(Value::Object(out))
+    Ok(Answer::from(Value::Object(out)))
 }

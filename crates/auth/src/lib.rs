@@ -12,7 +12,7 @@
 //! - [`layer`]: [`TokenLayer`], the same access-token check as a tower
 //!   layer, so other services (an axum `Router`) accept these tokens;
 //! - [`tokens`]: claims, keys, encoding, and the checks in simplejwt's order;
-//! - [`jwk`]: public keys as JSON Web Keys, for the JWKS endpoint and `kid`;
+//!   `tokens::jwk`: public keys as JSON Web Keys (the JWKS endpoint, `kid`);
 //! - [`authentication`]: the `Authorization: Bearer` header → a user, the
 //!   one check the hello view and the layer share;
 //! - [`passwords`]: argon2id on a small pool of threads per worker, Django
@@ -38,7 +38,6 @@ pub mod authentication;
 pub mod compat;
 pub mod endpoints;
 pub mod error;
-pub mod jwk;
 pub mod layer;
 pub mod metrics;
 pub mod passwords;

@@ -8,6 +8,8 @@
 
 use jsonwebtoken::Algorithm;
 
+use crate::tokens::jwk::Jwk;
+
 /// The size in bits of the modulus of an RSA public key in PEM (SPKI
 /// `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`); `None` for anything else.
 fn rsa_modulus_bits(pem_text: &str) -> Option<u64> {
@@ -572,7 +574,7 @@ impl Settings {
             }
         }
         for (i, pem) in self.verifying_keys.iter().enumerate() {
-            if let Err(e) = crate::jwk::Jwk::from_public_pem(self.algorithm, pem) {
+            if let Err(e) = Jwk::from_public_pem(self.algorithm, pem) {
                 return err(
                     "verifying_keys",
                     format!(
@@ -587,7 +589,7 @@ impl Settings {
             if let Some(Err(e)) = self
                 .verifying_key
                 .as_deref()
-                .map(|pem| crate::jwk::Jwk::from_public_pem(self.algorithm, pem))
+                .map(|pem| Jwk::from_public_pem(self.algorithm, pem))
             {
                 return err(
                     "verifying_key",

@@ -17,6 +17,8 @@
 //! 3. [`verify`] (simplejwt's `Token.verify`): `exp` present, `jti` present,
 //!    then the token type.
 
+pub mod jwk;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
@@ -375,7 +377,7 @@ impl Keys {
         let verifying = pems
             .map(|pem| {
                 let kid = if settings.names_keys() {
-                    let jwk = crate::jwk::Jwk::from_public_pem(settings.algorithm, pem)
+                    let jwk = jwk::Jwk::from_public_pem(settings.algorithm, pem)
                         .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
                     Some(jwk.kid)
                 } else {
@@ -409,10 +411,10 @@ impl Keys {
             let pems = std::iter::once(settings.verifying_key.as_deref().unwrap_or(""))
                 .chain(settings.verifying_keys.iter().map(String::as_str));
             let set = pems
-                .map(|pem| crate::jwk::Jwk::from_public_pem(alg, pem))
+                .map(|pem| jwk::Jwk::from_public_pem(alg, pem))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-            Some(crate::jwk::key_set(&set))
+            Some(jwk::key_set(&set))
         } else {
             None
         };

@@ -209,7 +209,7 @@ mod tests {
             format!("{{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"{n}\",\"alg\":\"RS256\",\"use\":\"sig\",\"kid\":\"{}\"}}", jwk.kid)
         );
         // The repository's test key reads too; an RSA key refuses ES256.
-        let repo = include_str!("../tests/keys/rsa_public.pem");
+        let repo = include_str!("../../tests/keys/rsa_public.pem");
         assert!(Jwk::from_public_pem(Algorithm::PS256, repo).is_ok());
         assert!(Jwk::from_public_pem(Algorithm::ES256, repo).is_err());
         assert!(Jwk::from_public_pem(Algorithm::RS256, "garbage").is_err());

@@ -7,7 +7,9 @@
 //! [`HeaderOrder`]), `body_len` (bytes after de-chunking), `pid` (the
 //! serving process), `peer`, `remote_port` and `scheme` (after the proxy
 //! rules and a PROXY protocol header), `socket_peer` (the socket's own peer),
-//! `worker_id`, `request_id` and `version`. Some paths do more first:
+//! `worker_id`, `request_id` and `version`, and on a TLS connection
+//! `tls_version`, `alpn` and `client_cert_subject` (mutual TLS). Some paths
+//! do more first:
 //!
 //! - `/sleep?s=N`: waits N seconds (fractions allowed) without blocking
 //!   anything;

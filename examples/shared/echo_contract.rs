@@ -82,5 +82,10 @@ pub fn describe(parts: &http::request::Parts, body_len: u64) -> serde_json::Valu
         "worker_id": info.map(|i| i.worker_id),
         "request_id": info.map(|i| i.request_id.clone()),
         "version": format!("{:?}", parts.version),
+        "tls_version": info.and_then(|i| i.tls.as_ref()).map(|t| t.version.clone()),
+        "alpn": info.and_then(|i| i.tls.as_ref()).and_then(|t| t.alpn.clone()),
+        "client_cert_subject": info
+            .and_then(|i| i.tls.as_ref())
+            .and_then(|t| t.client_subject.clone()),
     })
 }

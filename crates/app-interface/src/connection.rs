@@ -79,6 +79,22 @@ pub struct ConnectionInfo {
     /// sent a well-formed one, else one made by the server. It appears in the
     /// access log and in worker-timeout reports.
     pub request_id: String,
+    /// The TLS session, when the connection is TLS (`--certfile`).
+    pub tls: Option<TlsInfo>,
+}
+
+/// What a TLS connection negotiated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The ALPN protocol chosen (`h2`, `http/1.1`), if the client offered
+    /// one.
+    pub alpn: Option<String>,
+    /// The subject of the client's certificate (`CN=client, O=Example`),
+    /// when it presented one (`--cert-reqs 1` or `2`): verified against
+    /// `--ca-certs` by the handshake.
+    pub client_subject: Option<String>,
 }
 
 impl ConnectionInfo {

@@ -133,6 +133,7 @@ mod tests {
             server: ServerAddr::Tcp("127.0.0.1:8000".parse().unwrap()),
             worker_id: 1,
             request_id: "r1".into(),
+            tls: None,
         });
         req
     }

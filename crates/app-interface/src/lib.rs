@@ -31,7 +31,7 @@ pub mod response;
 use std::future::Future;
 
 pub use body::{Body, BodyError, BodySender};
-pub use connection::{ConnectionInfo, HeaderOrder, Scheme, ServerAddr, WorkerInfo};
+pub use connection::{ConnectionInfo, HeaderOrder, Scheme, ServerAddr, TlsInfo, WorkerInfo};
 pub use environ::environ;
 pub use handler::{blocking, from_fn, Blocking, BlockingSpawner, FnApplication, SharedSpawner};
 pub use response::{IntoResponse, Json};

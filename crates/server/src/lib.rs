@@ -35,6 +35,7 @@ pub mod pidfile;
 mod run;
 mod sys;
 pub mod systemd;
+pub mod tls;
 pub mod worker;
 
 pub use config::{Config, ServerArgs};

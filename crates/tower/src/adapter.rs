@@ -119,6 +119,7 @@ mod tests {
             server: ServerAddr::Unix("/run/app.sock".into()),
             worker_id: 3,
             request_id: "req-1".into(),
+            tls: None,
         }
     }
 

@@ -95,6 +95,10 @@ impl ArbiterSettings {
     /// The arbiter's part of a resolved configuration. Fails when `--user`
     /// or `--group` names no such user or group.
     pub fn from_config(config: &crate::config::Config) -> Result<ArbiterSettings, String> {
+        // TLS files are read here too, at start and at every reload, so a
+        // missing or mismatched certificate stops the start (or keeps the
+        // running workers) instead of failing every new worker.
+        crate::tls::check(config)?;
         let user = match &config.user {
             None => None,
             Some(u) => Some(sys::lookup_user(u).ok_or_else(|| {

@@ -50,9 +50,17 @@ pub(crate) fn master_main(args: ServerArgs, config: Config) -> i32 {
         let config = Config::resolve(args.clone()).map_err(|e| e.to_string())?;
         ArbiterSettings::from_config(&config)
     });
+    // Gunicorn's spelling: https:// for the binds that serve TLS.
+    let tls = crate::tls::enabled(&config);
     let addrs: Vec<String> = listeners
         .iter()
-        .map(|l| l.local_addr().map(|a| a.to_string()).unwrap_or_default())
+        .map(|l| match l.local_addr() {
+            Ok(a @ ferricorn_app_interface::ServerAddr::Tcp(_)) if tls => {
+                a.to_string().replacen("http://", "https://", 1)
+            }
+            Ok(a) => a.to_string(),
+            Err(_) => String::new(),
+        })
         .collect();
     let mut arbiter = match Arbiter::new(settings, reload, listeners) {
         Ok(a) => a,

@@ -255,6 +255,63 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "status")]
     pub watch: Option<Duration>,
 
+    /// PEM certificate chain: serve TLS on every TCP bind (unix: binds stay
+    /// cleartext) [default: none].
+    #[arg(long, value_name = "FILE", value_parser = parse_path)]
+    pub certfile: Option<PathBuf>,
+
+    /// PEM private key of --certfile.
+    #[arg(long, value_name = "FILE", value_parser = parse_path)]
+    pub keyfile: Option<PathBuf>,
+
+    /// PEM certificates of the CAs that sign client certificates.
+    #[arg(long, value_name = "FILE", value_parser = parse_path)]
+    pub ca_certs: Option<PathBuf>,
+
+    /// Client certificates: 0 not asked, 1 optional, 2 required (mutual
+    /// TLS, needs --ca-certs) [default: 0].
+    #[arg(long, value_name = "N", value_parser = parse_cert_reqs)]
+    pub cert_reqs: Option<CertReqs>,
+
+    /// TLS versions: TLS (1.2 and 1.3) or TLSv1_3 (1.3 only) [default: TLS].
+    #[arg(long, value_name = "VERSION", value_parser = parse_ssl_version)]
+    pub ssl_version: Option<SslVersion>,
+
+    /// TLS cipher suites, colon-separated (IANA or OpenSSL names)
+    /// [default: rustls's].
+    #[arg(long, value_name = "LIST", value_parser = parse_nonempty)]
+    pub ciphers: Option<String>,
+
+    /// Accepted for Gunicorn's sake: the handshake always runs first,
+    /// within --header-timeout.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub do_handshake_on_connect: Option<bool>,
+
+    /// HTTP versions served: h1, h2 or h1,h2 (h2 through ALPN on TLS binds,
+    /// and on cleartext ones with --http2c) [default: h1,h2].
+    #[arg(long, value_name = "LIST", value_parser = parse_http_protocols)]
+    pub http_protocols: Option<HttpProtocols>,
+
+    /// Serve HTTP/2 with prior knowledge on cleartext binds (for a proxy in
+    /// front that speaks it), beside HTTP/1.1 [default: off].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub http2c: Option<bool>,
+
+    /// Streams open at once on one HTTP/2 connection [default: 100].
+    #[arg(long, value_name = "N", value_parser = parse_positive::<u32>)]
+    pub h2_max_concurrent_streams: Option<u32>,
+
+    /// HTTP/2 flow-control window of each stream, in bytes [default:
+    /// 1048576].
+    #[arg(long, value_name = "BYTES", value_parser = parse_positive::<u32>)]
+    pub h2_initial_window_size: Option<u32>,
+
+    /// Largest HTTP/2 header list (decoded), in bytes [default: the
+    /// header limits: --limit-request-fields × --limit-request-field_size,
+    /// at most 1 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_positive::<u32>)]
+    pub h2_max_header_list_size: Option<u32>,
+
     /// Check the configuration and exit: 0 when valid, 1 when not.
     #[arg(long)]
     pub check_config: bool,
@@ -318,6 +375,24 @@ impl ServerArgs {
             dogstatsd_tags: self.dogstatsd_tags.or(lower.dogstatsd_tags),
             status: self.status.or(lower.status),
             watch: self.watch.or(lower.watch),
+            certfile: self.certfile.or(lower.certfile),
+            keyfile: self.keyfile.or(lower.keyfile),
+            ca_certs: self.ca_certs.or(lower.ca_certs),
+            cert_reqs: self.cert_reqs.or(lower.cert_reqs),
+            ssl_version: self.ssl_version.or(lower.ssl_version),
+            ciphers: self.ciphers.or(lower.ciphers),
+            do_handshake_on_connect: self
+                .do_handshake_on_connect
+                .or(lower.do_handshake_on_connect),
+            http_protocols: self.http_protocols.or(lower.http_protocols),
+            http2c: self.http2c.or(lower.http2c),
+            h2_max_concurrent_streams: self
+                .h2_max_concurrent_streams
+                .or(lower.h2_max_concurrent_streams),
+            h2_initial_window_size: self.h2_initial_window_size.or(lower.h2_initial_window_size),
+            h2_max_header_list_size: self
+                .h2_max_header_list_size
+                .or(lower.h2_max_header_list_size),
             check_config: self.check_config || lower.check_config,
             print_config: self.print_config || lower.print_config,
         }
@@ -372,6 +447,22 @@ impl ServerArgs {
             "statsd_host" => self.statsd_host = Some(parse_statsd_host(value)?),
             "statsd_prefix" => self.statsd_prefix = Some(value.to_owned()),
             "dogstatsd_tags" => self.dogstatsd_tags = Some(value.to_owned()),
+            "certfile" => self.certfile = Some(parse_path(value)?),
+            "keyfile" => self.keyfile = Some(parse_path(value)?),
+            "ca_certs" => self.ca_certs = Some(parse_path(value)?),
+            "cert_reqs" => self.cert_reqs = Some(parse_cert_reqs(value)?),
+            "ssl_version" => self.ssl_version = Some(parse_ssl_version(value)?),
+            "ciphers" => self.ciphers = Some(parse_nonempty(value)?),
+            "do_handshake_on_connect" => self.do_handshake_on_connect = Some(parse_bool(value)?),
+            "http_protocols" => self.http_protocols = Some(parse_http_protocols(value)?),
+            "http2c" => self.http2c = Some(parse_bool(value)?),
+            "h2_max_concurrent_streams" => {
+                self.h2_max_concurrent_streams = Some(parse_positive(value)?)
+            }
+            "h2_initial_window_size" => self.h2_initial_window_size = Some(parse_positive(value)?),
+            "h2_max_header_list_size" => {
+                self.h2_max_header_list_size = Some(parse_positive(value)?)
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -425,4 +516,25 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
     ("statsd_host", "--statsd-host <HOST:PORT>"),
     ("statsd_prefix", "--statsd-prefix <PREFIX>"),
     ("dogstatsd_tags", "--dogstatsd-tags <TAGS>"),
+    ("certfile", "--certfile <FILE>"),
+    ("keyfile", "--keyfile <FILE>"),
+    ("ca_certs", "--ca-certs <FILE>"),
+    ("cert_reqs", "--cert-reqs <N>"),
+    ("ssl_version", "--ssl-version <VERSION>"),
+    ("ciphers", "--ciphers <LIST>"),
+    (
+        "do_handshake_on_connect",
+        "--do-handshake-on-connect[=<BOOL>]",
+    ),
+    ("http_protocols", "--http-protocols <LIST>"),
+    ("http2c", "--http2c[=<BOOL>]"),
+    (
+        "h2_max_concurrent_streams",
+        "--h2-max-concurrent-streams <N>",
+    ),
+    ("h2_initial_window_size", "--h2-initial-window-size <BYTES>"),
+    (
+        "h2_max_header_list_size",
+        "--h2-max-header-list-size <BYTES>",
+    ),
 ];

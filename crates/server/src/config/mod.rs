@@ -29,8 +29,8 @@ use std::time::Duration;
 
 pub use args::{ServerArgs, MAX_FIELD_SIZE, MAX_REQUEST_FIELDS, MAX_REQUEST_LINE};
 pub use values::{
-    AccessLogFormat, BindAddr, ForwardedAllowIps, HeaderMapMode, IpNet, LogLevel, LogTarget,
-    ProxyProtocol, DEFAULT_ACCESS_LOG_FORMAT,
+    AccessLogFormat, BindAddr, CertReqs, ForwardedAllowIps, HeaderMapMode, HttpProtocols, IpNet,
+    LogLevel, LogTarget, ProxyProtocol, SslVersion, DEFAULT_ACCESS_LOG_FORMAT,
 };
 
 use args::SETTINGS;
@@ -140,6 +140,34 @@ pub struct Config {
     pub statsd_prefix: String,
     /// DogStatsD tags (`--dogstatsd-tags`).
     pub dogstatsd_tags: String,
+    /// TLS certificate chain (`--certfile`); `None` = cleartext. TLS is
+    /// served on every TCP bind; `unix:` binds stay cleartext.
+    pub certfile: Option<PathBuf>,
+    /// Its private key (`--keyfile`).
+    pub keyfile: Option<PathBuf>,
+    /// CAs of client certificates (`--ca-certs`).
+    pub ca_certs: Option<PathBuf>,
+    /// Client certificates asked for (`--cert-reqs`).
+    pub cert_reqs: CertReqs,
+    /// TLS versions offered (`--ssl-version`).
+    pub ssl_version: SslVersion,
+    /// Cipher suites, colon-separated (`--ciphers`); `None` = rustls's.
+    pub ciphers: Option<String>,
+    /// `--do-handshake-on-connect` (accepted; the handshake always runs
+    /// first).
+    pub do_handshake_on_connect: bool,
+    /// HTTP versions served (`--http-protocols`).
+    pub http_protocols: HttpProtocols,
+    /// HTTP/2 with prior knowledge on cleartext binds (`--http2c`).
+    pub http2c: bool,
+    /// Streams open at once per HTTP/2 connection
+    /// (`--h2-max-concurrent-streams`).
+    pub h2_max_concurrent_streams: u32,
+    /// Each HTTP/2 stream's flow-control window (`--h2-initial-window-size`).
+    pub h2_initial_window_size: u32,
+    /// Largest decoded HTTP/2 header list (`--h2-max-header-list-size`);
+    /// `None` = from the header limits.
+    pub h2_max_header_list_size: Option<u32>,
     /// The config file's top-level tables, which belong to applications
     /// (the JWT service reads `[auth]`).
     app_tables: BTreeMap<String, toml::Table>,
@@ -190,6 +218,18 @@ impl Default for Config {
             statsd_host: None,
             statsd_prefix: String::new(),
             dogstatsd_tags: String::new(),
+            certfile: None,
+            keyfile: None,
+            ca_certs: None,
+            cert_reqs: CertReqs::None,
+            ssl_version: SslVersion::Tls,
+            ciphers: None,
+            do_handshake_on_connect: false,
+            http_protocols: HttpProtocols::default(),
+            http2c: false,
+            h2_max_concurrent_streams: 100,
+            h2_initial_window_size: 1 << 20,
+            h2_max_header_list_size: None,
             app_tables: BTreeMap::new(),
         }
     }
@@ -565,6 +605,22 @@ fn apply_defaults(
         statsd_host: args.statsd_host,
         statsd_prefix: args.statsd_prefix.unwrap_or_default(),
         dogstatsd_tags: args.dogstatsd_tags.unwrap_or_default(),
+        certfile: args.certfile,
+        keyfile: args.keyfile,
+        ca_certs: args.ca_certs,
+        cert_reqs: args.cert_reqs.unwrap_or(d.cert_reqs),
+        ssl_version: args.ssl_version.unwrap_or(d.ssl_version),
+        ciphers: args.ciphers,
+        do_handshake_on_connect: args.do_handshake_on_connect.unwrap_or(false),
+        http_protocols: args.http_protocols.unwrap_or(d.http_protocols),
+        http2c: args.http2c.unwrap_or(false),
+        h2_max_concurrent_streams: args
+            .h2_max_concurrent_streams
+            .unwrap_or(d.h2_max_concurrent_streams),
+        h2_initial_window_size: args
+            .h2_initial_window_size
+            .unwrap_or(d.h2_initial_window_size),
+        h2_max_header_list_size: args.h2_max_header_list_size,
         app_tables: BTreeMap::new(),
     })
 }

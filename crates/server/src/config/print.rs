@@ -57,6 +57,30 @@ pub(super) fn to_toml(c: &Config) -> String {
         Value::Boolean(c.casefold_http_method),
     );
     put("proxy_protocol", text(c.proxy_protocol));
+    for (key, path) in [
+        ("certfile", &c.certfile),
+        ("keyfile", &c.keyfile),
+        ("ca_certs", &c.ca_certs),
+    ] {
+        if let Some(p) = path {
+            put(key, text(p.display()));
+        }
+    }
+    put("cert_reqs", int(c.cert_reqs.as_number()));
+    put("ssl_version", text(c.ssl_version.as_str()));
+    if let Some(ciphers) = &c.ciphers {
+        put("ciphers", text(ciphers));
+    }
+    put("http_protocols", text(c.http_protocols));
+    put("http2c", Value::Boolean(c.http2c));
+    put(
+        "h2_max_concurrent_streams",
+        int(c.h2_max_concurrent_streams),
+    );
+    put("h2_initial_window_size", int(c.h2_initial_window_size));
+    if let Some(n) = c.h2_max_header_list_size {
+        put("h2_max_header_list_size", int(n));
+    }
     put("proxy_allow_from", text(&c.proxy_allow_from));
     if let Some(target) = &c.access_logfile {
         put("access_logfile", text(target));

@@ -324,6 +324,135 @@ pub fn parse_proxy_protocol(s: &str) -> Result<ProxyProtocol, String> {
     }
 }
 
+/// Whether clients must present a certificate (`--cert-reqs`, Python's
+/// `ssl.CERT_*` numbers as Gunicorn takes them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CertReqs {
+    /// 0: no client certificate is asked for.
+    #[default]
+    None,
+    /// 1: asked for, checked against `--ca-certs` when given, not required.
+    Optional,
+    /// 2: required (mutual TLS).
+    Required,
+}
+
+impl CertReqs {
+    /// The number `--cert-reqs` takes.
+    pub fn as_number(self) -> u8 {
+        match self {
+            CertReqs::None => 0,
+            CertReqs::Optional => 1,
+            CertReqs::Required => 2,
+        }
+    }
+}
+
+/// Parses `--cert-reqs`: 0, 1 or 2 (or Python's names).
+pub fn parse_cert_reqs(s: &str) -> Result<CertReqs, String> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "0" | "CERT_NONE" | "NONE" => Ok(CertReqs::None),
+        "1" | "CERT_OPTIONAL" | "OPTIONAL" => Ok(CertReqs::Optional),
+        "2" | "CERT_REQUIRED" | "REQUIRED" => Ok(CertReqs::Required),
+        _ => Err("expected 0 (no client certificate), 1 (optional) or 2 (required)".into()),
+    }
+}
+
+/// The TLS versions offered (`--ssl-version`). rustls speaks TLS 1.2 and
+/// 1.3 only; the older versions Gunicorn's Python may offer are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SslVersion {
+    /// TLS 1.2 and 1.3, 1.3 preferred (Python's `PROTOCOL_TLS`, Gunicorn's
+    /// default).
+    #[default]
+    Tls,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl SslVersion {
+    /// The spelling `--ssl-version` accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslVersion::Tls => "TLS",
+            SslVersion::Tls13 => "TLSv1_3",
+        }
+    }
+}
+
+/// Parses `--ssl-version`: Python's protocol names (`TLS`,
+/// `TLS_SERVER`, `SSLv23`: negotiate 1.2 or 1.3; `TLSv1_2`: at least 1.2,
+/// the same; `TLSv1_3`: 1.3 only) or their numbers as Gunicorn prints them.
+pub fn parse_ssl_version(s: &str) -> Result<SslVersion, String> {
+    match s.trim().to_ascii_uppercase().replace('.', "_").as_str() {
+        "TLS"
+        | "TLS_SERVER"
+        | "SSLV23"
+        | "PROTOCOL_TLS"
+        | "PROTOCOL_TLS_SERVER"
+        | "2"
+        | "17"
+        | "TLSV1_2"
+        | "TLSV1_2_SERVER"
+        | "5" => Ok(SslVersion::Tls),
+        "TLSV1_3" => Ok(SslVersion::Tls13),
+        "TLSV1" | "TLSV1_1" | "SSLV3" | "SSLV2" | "3" | "4" | "1" | "0" => Err(
+            "TLS 1.0, 1.1 and SSL are not offered (rustls speaks TLS 1.2 and 1.3 only); \
+             expected TLS (1.2 and 1.3, the default), TLSv1_2 (the same) or TLSv1_3 (1.3 only)"
+                .into(),
+        ),
+        _ => Err(
+            "expected TLS (1.2 and 1.3, the default), TLSv1_2 (the same) or TLSv1_3 (1.3 only)"
+                .into(),
+        ),
+    }
+}
+
+/// The HTTP versions served (`--http-protocols`, Gunicorn 25's setting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpProtocols {
+    /// HTTP/1.1 (and 1.0).
+    pub h1: bool,
+    /// HTTP/2: through ALPN on TLS binds, and with `--http2c` as cleartext
+    /// with prior knowledge.
+    pub h2: bool,
+}
+
+impl Default for HttpProtocols {
+    fn default() -> Self {
+        HttpProtocols { h1: true, h2: true }
+    }
+}
+
+impl fmt::Display for HttpProtocols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [(self.h1, "h1"), (self.h2, "h2")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// Parses `--http-protocols`: a comma-separated list of `h1` and `h2`.
+pub fn parse_http_protocols(s: &str) -> Result<HttpProtocols, String> {
+    let mut p = HttpProtocols {
+        h1: false,
+        h2: false,
+    };
+    for name in s.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+        match name.as_str() {
+            "h1" | "http1" | "http/1.1" => p.h1 = true,
+            "h2" | "http2" => p.h2 = true,
+            _ => return Err("expected a comma-separated list of h1 and h2, e.g. h1,h2".into()),
+        }
+    }
+    if !p.h1 && !p.h2 {
+        return Err("expected at least one of h1 and h2".into());
+    }
+    Ok(p)
+}
+
 /// Parses a switch: `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`),
 /// as the environment and the config file give it.
 pub fn parse_bool(s: &str) -> Result<bool, String> {

@@ -141,7 +141,8 @@ enum Expiry {
 
 impl Activity {
     /// The activity of a connection accepted at `accepted` (its first
-    /// head is due `--header-timeout` after that).
+    /// head is due `--header-timeout` after that). `head_cap` 0: no raw
+    /// heads are kept (HTTP/2, whose bytes are frames).
     pub fn new(head_cap: usize, accepted: Instant) -> Arc<Activity> {
         Arc::new(Activity {
             head_cap,
@@ -168,6 +169,10 @@ impl Activity {
         if s.in_flight == 0 && s.head_started.is_none() {
             s.head_started = Some(Instant::now());
         }
+        if self.head_cap == 0 {
+            // HTTP/2: frames, not heads; h2 parses and frames them.
+            return Ok(());
+        }
         s.capture.push(data, self.head_cap)
     }
 
@@ -177,7 +182,11 @@ impl Activity {
         let mut s = self.lock();
         s.in_flight += 1;
         s.head_started = None;
-        let raw = s.capture.inspect(parts);
+        let raw = if self.head_cap == 0 {
+            RawHead::default()
+        } else {
+            s.capture.inspect(parts)
+        };
         drop(s);
         let guard = ActivityGuard {
             activity: Arc::clone(self),
@@ -337,6 +346,12 @@ pub(crate) async fn drive<C>(
     loop {
         if draining_since.is_none() && *phase.borrow() == Phase::Draining {
             draining_since = Some(Instant::now());
+            if C::GOAWAY_ON_DRAIN {
+                // HTTP/2 says it at once, to every stream: GOAWAY, no new
+                // streams, the open ones finish (bounded by the worker's
+                // --graceful-timeout, past which it stops).
+                conn.as_mut().graceful_shutdown();
+            }
         }
         let deadline = if closing {
             hard_stop
@@ -478,7 +493,76 @@ pub(crate) trait GracefulConnection:
     /// The raw socket, under the [`TrackedIo`] wrapper.
     type Io: AsyncRead + AsyncWrite + Unpin;
 
+    /// Whether a drain shuts the connection down at once (HTTP/2's GOAWAY
+    /// lets open streams finish) rather than after its next response
+    /// (HTTP/1's `Connection: close`, see the module docs).
+    const GOAWAY_ON_DRAIN: bool = false;
+
     fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+/// hyper's HTTP/2 connection. It closes its socket itself (after GOAWAY),
+/// so it gives none back: HTTP/2 needs no lingering close, a refused
+/// stream is reset without touching the others.
+pub(crate) struct Http2<S, Svc>
+where
+    Svc: hyper::service::HttpService<hyper::body::Incoming>,
+{
+    conn: hyper::server::conn::http2::Connection<TokioIo<S>, Svc, hyper_util::rt::TokioExecutor>,
+}
+
+impl<S, Svc> Http2<S, Svc>
+where
+    Svc: hyper::service::HttpService<hyper::body::Incoming>,
+{
+    pub fn new(
+        conn: hyper::server::conn::http2::Connection<
+            TokioIo<S>,
+            Svc,
+            hyper_util::rt::TokioExecutor,
+        >,
+    ) -> Self {
+        Http2 { conn }
+    }
+}
+
+impl<S, Svc, B> std::future::Future for Http2<S, Svc>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = (Result<(), hyper::Error>, Option<S>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Only the connection future moves; the pin projection is safe
+        // because `conn` is never moved out of `self`.
+        let this = self.get_mut();
+        let result = std::task::ready!(Pin::new(&mut this.conn).poll(cx));
+        Poll::Ready((result, None))
+    }
+}
+
+impl<S, Svc, B> GracefulConnection for Http2<S, Svc>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Io = S;
+    const GOAWAY_ON_DRAIN: bool = true;
+
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        Pin::new(&mut self.get_mut().conn).graceful_shutdown();
+    }
 }
 
 /// hyper's connection, run without its own shutdown of the socket so that

@@ -28,7 +28,11 @@ pub(crate) fn check_head(
 ) -> Result<(), ProtocolError> {
     // "METHOD SP target SP HTTP/x.y": hyper keeps the target as sent.
     let target_len = match parts.uri.path_and_query() {
-        Some(pq) if parts.uri.scheme().is_none() => pq.as_str().len(),
+        // HTTP/2's URI holds `:scheme` and `:authority`; its target is the
+        // path.
+        Some(pq) if parts.uri.scheme().is_none() || parts.version == http::Version::HTTP_2 => {
+            pq.as_str().len()
+        }
         _ => parts.uri.to_string().len(),
     };
     let line = parts.method.as_str().len() + 1 + target_len + 1 + "HTTP/1.1".len();

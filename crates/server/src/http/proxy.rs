@@ -61,6 +61,9 @@ pub(crate) struct Peer {
     name: String,
     /// Whether its forwarding headers are believed.
     trusted: bool,
+    /// The connection is TLS: the scheme is `https` unless a trusted
+    /// proxy's headers say otherwise.
+    secure: bool,
 }
 
 impl Peer {
@@ -72,7 +75,14 @@ impl Peer {
                 .map(|p| canonical(p.ip()).to_string())
                 .unwrap_or_default(),
             trusted: peer.is_none_or(|p| allow.allows(p.ip())),
+            secure: false,
         }
+    }
+
+    /// The same peer on a TLS connection.
+    pub fn secure(mut self, secure: bool) -> Peer {
+        self.secure = secure;
+        self
     }
 }
 
@@ -98,7 +108,11 @@ pub(crate) fn peer_facts(peer: &Peer) -> ClientFacts {
     ClientFacts {
         remote_addr: peer.name.clone(),
         remote_port: peer.addr.map(|p| p.port()),
-        scheme: Scheme::Http,
+        scheme: if peer.secure {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        },
     }
 }
 

@@ -56,10 +56,25 @@ pub(crate) struct ConnMeta {
     pub server: ServerAddr,
     pub activity: Arc<Activity>,
     /// How the current request's body went; one request at a time is read
-    /// on an HTTP/1 connection, so one set serves them all.
+    /// on an HTTP/1 connection, so one set serves them all. (HTTP/2 streams
+    /// run side by side: each gets its own, see [`ConnMeta::flags`].)
     pub body_flags: Arc<BodyFlags>,
     /// The worker's phase: a draining worker closes after each response.
     pub phase: watch::Receiver<Phase>,
+    /// The TLS session, on a TLS connection.
+    pub tls: Option<ferricorn_app_interface::TlsInfo>,
+}
+
+impl ConnMeta {
+    /// The body flags of a new request: the connection's set, reset, on
+    /// HTTP/1; a set of its own on HTTP/2, where streams overlap.
+    fn flags(&self, version: http::Version) -> Arc<BodyFlags> {
+        if version == http::Version::HTTP_2 {
+            return Arc::default();
+        }
+        self.body_flags.reset();
+        Arc::clone(&self.body_flags)
+    }
 }
 
 /// The hyper service of one connection.
@@ -131,6 +146,8 @@ impl Finish {
 struct Exchange {
     finish: Finish,
     close: bool,
+    /// How the request's body went.
+    flags: Arc<BodyFlags>,
 }
 
 /// What the server decided from a request's head.
@@ -154,6 +171,9 @@ fn begin<A: Application>(
     metrics::server().request_started();
     let settings = &shared.settings;
     let (mut parts, incoming) = req.into_parts();
+    if parts.version == http::Version::HTTP_2 {
+        add_host(&mut parts);
+    }
     let (activity, mut raw) = conn.activity.begin(&parts);
 
     // The head's checks come first: `--casefold-http-method` changes the
@@ -228,8 +248,8 @@ fn begin<A: Application>(
             log,
         },
         close: false,
+        flags: conn.flags(parts.version),
     };
-    conn.body_flags.reset();
 
     if let Some(err) = refused {
         let label = &exchange.finish.label;
@@ -257,12 +277,13 @@ fn begin<A: Application>(
         server: conn.server.clone(),
         worker_id: shared.ctx.worker_id,
         request_id: exchange.finish.label.request_id().to_owned(),
+        tls: conn.tls.clone(),
     });
     parts.extensions.insert(shared.spawner.clone());
     let body = LimitedIncoming::new(
         incoming,
         settings.limits.body,
-        Arc::clone(&conn.body_flags),
+        Arc::clone(&exchange.flags),
         settings.rules.header_map,
     );
     let request = Request::from_parts(parts, Body::from_stream(body));
@@ -290,11 +311,11 @@ fn end(
     let Exchange {
         mut finish,
         mut close,
+        flags,
     } = exchange;
     // The rest of a refused body was not read, so the connection cannot be
     // reused. An application that turned the body error into a 5xx gets the
     // client error it should have chosen.
-    let flags = &conn.body_flags;
     if flags.too_large.load(Ordering::Relaxed) {
         metrics::server().rejected(Rejection::BodyTooLarge);
         close = true;
@@ -391,6 +412,23 @@ pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
         s.clone()
     } else {
         "(no message)".to_owned()
+    }
+}
+
+/// An HTTP/2 request names its host in `:authority` (the URI), which
+/// applications read as `Host` (WSGI's `HTTP_HOST`, Django's
+/// `ALLOWED_HOSTS`): RFC 9113 §8.3.1 has a server that hands a request on
+/// as HTTP/1.1 make the `Host` field from it when there is none.
+fn add_host(parts: &mut http::request::Parts) {
+    if parts.headers.contains_key(http::header::HOST) {
+        return;
+    }
+    if let Some(value) = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(http::header::HOST, value);
     }
 }
 

@@ -206,7 +206,17 @@ fn push_atom(out: &mut String, atom: &Atom, r: &AccessRecord) {
         Atom::User => out.push_str(basic_user(&r.request_headers).as_deref().unwrap_or("-")),
         Atom::Time => out.push_str(&Civil::from_system(r.started).access_log()),
         Atom::RequestLine => {
-            let _ = write!(out, "{} {} {}", r.method, r.uri, protocol(r.version));
+            // An HTTP/2 request's URI carries `:scheme` and `:authority`;
+            // the line shows the target as an HTTP/1 request line would.
+            let target = match r.uri.path_and_query() {
+                Some(pq) if r.version == http::Version::HTTP_2 => pq.as_str(),
+                _ => "",
+            };
+            if target.is_empty() {
+                let _ = write!(out, "{} {} {}", r.method, r.uri, protocol(r.version));
+            } else {
+                let _ = write!(out, "{} {} {}", r.method, target, protocol(r.version));
+            }
         }
         Atom::Method => out.push_str(r.method.as_str()),
         Atom::Path => out.push_str(r.uri.path()),

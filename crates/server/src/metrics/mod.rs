@@ -344,10 +344,14 @@ pub(crate) enum Rejection {
     SlowClient,
     /// A PROXY protocol header refused.
     ProxyRefused,
+    /// A TLS handshake failed (not TLS, no shared version or suite, a
+    /// client certificate refused) or did not end within
+    /// `--header-timeout`.
+    TlsHandshake,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 7] = [
+    const ALL: [Rejection; 8] = [
         Rejection::BadRequest,
         Rejection::BodyTooLarge,
         Rejection::UriTooLong,
@@ -355,6 +359,7 @@ impl Rejection {
         Rejection::HeaderTimeout,
         Rejection::SlowClient,
         Rejection::ProxyRefused,
+        Rejection::TlsHandshake,
     ];
 
     fn label(self) -> &'static str {
@@ -366,6 +371,7 @@ impl Rejection {
             Rejection::HeaderTimeout => "header_timeout",
             Rejection::SlowClient => "slow_client",
             Rejection::ProxyRefused => "proxy_refused",
+            Rejection::TlsHandshake => "tls_handshake",
         }
     }
 

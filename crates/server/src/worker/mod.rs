@@ -129,9 +129,10 @@ pub async fn serve<A: Application>(
         .map(|l| Ok((l.local_addr()?, l.into_tokio()?)))
         .collect::<io::Result<Vec<_>>>()?;
 
+    let settings = HttpSettings::new(&config).map_err(|e| WorkerError::Io(io::Error::other(e)))?;
     let shared = Arc::new(Shared {
         app: Arc::clone(&app),
-        settings: HttpSettings::new(&config),
+        settings,
         ctx: ctx.clone(),
         spawner: Arc::new(TokioSpawner(tokio::runtime::Handle::current())),
     });
@@ -215,12 +216,15 @@ async fn accept_loop<A: Application>(
                 let server = server.clone();
                 let phase = phase.clone();
                 tokio::spawn(async move {
+                    // TLS on TCP binds only: a unix: bind faces a local
+                    // proxy.
+                    let tls = shared.settings.tls.is_some();
                     match stream {
                         Stream::Tcp(s) => {
-                            http::serve_connection(shared, s, peer, server, phase).await
+                            http::serve_connection(shared, s, peer, server, phase, tls).await
                         }
                         Stream::Unix(s) => {
-                            http::serve_connection(shared, s, peer, server, phase).await
+                            http::serve_connection(shared, s, peer, server, phase, false).await
                         }
                     }
                     drop(permit);

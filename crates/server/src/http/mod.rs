@@ -219,7 +219,9 @@ fn h2_builder(config: &Config) -> http2::Builder<TokioExecutor> {
         .max_header_list_size(header_list)
         .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(1024))
-        .max_send_buf_size(1 << 20);
+        // A client that never opens its window holds at most this much of
+        // each response (h2's default is 400 KiB).
+        .max_send_buf_size(64 << 10);
     b
 }
 

@@ -240,6 +240,10 @@ async fn accept_loop<A: Application>(
                 tokio::spawn(async move {
                     let settings = &shared.settings;
                     match stream {
+                        // A TLS client cannot read a cleartext 503, and a
+                        // handshake is the costly part a full worker must
+                        // not take on: closed.
+                        Stream::Tcp(s) if settings.tls.is_some() => drop(s),
                         Stream::Tcp(s) => http::refuse_connection(s, peer, settings, phase).await,
                         Stream::Unix(s) => http::refuse_connection(s, peer, settings, phase).await,
                     }

@@ -262,6 +262,19 @@ pub struct ServerArgs {
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+
+    /// Serve an HTTP/1.1 request that has no Host header field, as
+    /// Gunicorn does, instead of refusing it (400, RFC 9112 section 3.2);
+    /// a repeated or invalid Host is refused regardless [default: false].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_bool
+    )]
+    pub permit_missing_host: Option<bool>,
 }
 
 impl ServerArgs {
@@ -320,6 +333,7 @@ impl ServerArgs {
             watch: self.watch.or(lower.watch),
             check_config: self.check_config || lower.check_config,
             print_config: self.print_config || lower.print_config,
+            permit_missing_host: self.permit_missing_host.or(lower.permit_missing_host),
         }
     }
 
@@ -372,6 +386,7 @@ impl ServerArgs {
             "statsd_host" => self.statsd_host = Some(parse_statsd_host(value)?),
             "statsd_prefix" => self.statsd_prefix = Some(value.to_owned()),
             "dogstatsd_tags" => self.dogstatsd_tags = Some(value.to_owned()),
+            "permit_missing_host" => self.permit_missing_host = Some(parse_bool(value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -425,4 +440,5 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
     ("statsd_host", "--statsd-host <HOST:PORT>"),
     ("statsd_prefix", "--statsd-prefix <PREFIX>"),
     ("dogstatsd_tags", "--dogstatsd-tags <TAGS>"),
+    ("permit_missing_host", "--permit-missing-host[=<BOOL>]"),
 ];

@@ -143,6 +143,13 @@ pub struct Config {
     /// The config file's top-level tables, which belong to applications
     /// (the JWT service reads `[auth]`).
     app_tables: BTreeMap<String, toml::Table>,
+    /// An HTTP/1.1 request without a Host header field is served, as
+    /// Gunicorn serves it, rather than refused with 400 as RFC 9112
+    /// section 3.2 requires (`--permit-missing-host`). Off by default:
+    /// without Host the application must guess which site is meant (WSGI
+    /// falls back to the server's address), and a proxy in front may have
+    /// guessed otherwise. The switch is for old clients that omit it.
+    pub permit_missing_host: bool,
 }
 
 impl Default for Config {
@@ -191,6 +198,7 @@ impl Default for Config {
             statsd_prefix: String::new(),
             dogstatsd_tags: String::new(),
             app_tables: BTreeMap::new(),
+            permit_missing_host: false,
         }
     }
 }
@@ -566,6 +574,7 @@ fn apply_defaults(
         statsd_prefix: args.statsd_prefix.unwrap_or_default(),
         dogstatsd_tags: args.dogstatsd_tags.unwrap_or_default(),
         app_tables: BTreeMap::new(),
+        permit_missing_host: args.permit_missing_host.unwrap_or(d.permit_missing_host),
     })
 }
 

@@ -276,6 +276,7 @@ fn help_lists_gunicorn_flag_names() {
         "--header-map",
         "--permit-unconventional-http-method",
         "--casefold-http-method",
+        "--permit-missing-host",
         "--proxy-protocol",
         "--proxy-allow-from",
         "--access-logfile",

@@ -1,6 +1,8 @@
 //! HTTP/1.x protocol behaviour of the echo example: keep-alive, pipelining,
 //! chunked bodies both ways, `Expect: 100-continue`, HEAD, HTTP/1.0, Date and
-//! Server headers, and the echo contract itself (issue 3, items 3 and 4).
+//! Server headers, and the echo contract itself (issue 3, items 3 and 4);
+//! RFC 9112's Host rules and `--permit-missing-host`, higher minor versions
+//! served as HTTP/1.1, and CONNECT refused with 501.
 
 use std::time::{Duration, Instant};
 
@@ -336,4 +338,154 @@ fn sleep_does_not_block_other_requests() {
         took >= Duration::from_millis(1900),
         "/sleep?s=2 took {took:?}"
     );
+}
+
+/// Sends `request` on a fresh connection and returns the status line;
+/// a refusal must also close the connection.
+fn status_of(server: &Server, request: impl AsRef<[u8]>) -> String {
+    let mut conn = server.connect();
+    let resp = conn.roundtrip(request);
+    if resp.status >= 400 {
+        assert!(
+            conn.is_closed(),
+            "{:?}: the connection stayed open",
+            resp.status_line
+        );
+    }
+    resp.status_line
+}
+
+#[test]
+fn http11_without_host_is_400_unless_permit_missing_host() {
+    let server = Server::echo(&[]);
+    for request in [
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: 1\r\n\r\n",
+        // The absolute form names the host, but RFC 9112 section 3.2 still
+        // asks for the field.
+        "GET http://a/ HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(
+            status_of(&server, request),
+            "HTTP/1.1 400 Bad Request",
+            "{request:?}"
+        );
+    }
+    // HTTP/1.0 did not require Host.
+    assert_eq!(
+        status_of(&server, "GET / HTTP/1.0\r\n\r\n"),
+        "HTTP/1.0 200 OK"
+    );
+
+    let gunicorn = Server::echo(&["--permit-missing-host"]);
+    let mut conn = gunicorn.connect();
+    let resp = conn.roundtrip("GET /x HTTP/1.1\r\n\r\n");
+    assert_eq!(resp.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(resp.json()["path"], "/x");
+    // A repeated or invalid Host stays refused under the switch.
+    assert_eq!(
+        status_of(&gunicorn, "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert_eq!(
+        status_of(&gunicorn, "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request"
+    );
+}
+
+#[test]
+fn host_values_outside_the_grammar_are_400() {
+    let server = Server::echo(&[]);
+    assert_eq!(
+        status_of(&server, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request",
+        "two Host fields"
+    );
+    for value in [
+        &b"a b"[..],
+        b"a/b",
+        b"user@a",
+        b"a:port",
+        b"[::1",
+        b"a\x01b",
+        b"a\tb",
+        b"a?b",
+    ] {
+        let request = [b"GET / HTTP/1.1\r\nHost: ", value, b"\r\n\r\n"].concat();
+        assert_eq!(
+            status_of(&server, &request),
+            "HTTP/1.1 400 Bad Request",
+            "Host: {:?}",
+            String::from_utf8_lossy(value)
+        );
+    }
+    for value in ["a", "a:8080", "127.0.0.1:1", "[::1]:80", ""] {
+        let mut conn = server.connect();
+        let resp = conn.roundtrip(format!("GET / HTTP/1.1\r\nHost: {value}\r\n\r\n"));
+        assert_eq!(resp.status_line, "HTTP/1.1 200 OK", "Host: {value:?}");
+        let host = echo_headers(&resp.json())
+            .into_iter()
+            .find(|(n, _)| n == "host")
+            .map(|(_, v)| v);
+        assert_eq!(host.as_deref(), Some(value), "the echo saw Host as sent");
+    }
+}
+
+#[test]
+fn a_higher_minor_version_is_served_as_http11() {
+    let server = Server::echo(&[]);
+    let mut conn = server.connect();
+    for (i, minor) in ["2", "9"].iter().enumerate() {
+        let resp = conn.roundtrip(format!("GET /v{i} HTTP/1.{minor}\r\nHost: a\r\n\r\n"));
+        assert_eq!(resp.status_line, "HTTP/1.1 200 OK", "HTTP/1.{minor}");
+        let json = resp.json();
+        assert_eq!(json["version"], "HTTP/1.1", "{json}");
+        assert_eq!(json["path"], format!("/v{i}"), "{json}");
+    }
+    // The same connection goes on as HTTP/1.1 (keep-alive).
+    assert_eq!(conn.roundtrip(get("/after")).status_line, "HTTP/1.1 200 OK");
+}
+
+#[test]
+fn a_higher_minor_version_sent_one_byte_at_a_time_is_served() {
+    let server = Server::echo(&[]);
+    let mut conn = server.connect();
+    for byte in b"GET /split HTTP/1.2\r\nHost: a\r\n\r\n" {
+        conn.send([*byte]);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let resp = conn.response();
+    assert_eq!(resp.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(resp.json()["path"], "/split");
+}
+
+#[test]
+fn other_major_versions_in_an_http1_request_line_are_refused() {
+    let server = Server::echo(&[]);
+    for version in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/1.x"] {
+        assert_eq!(
+            status_of(&server, format!("GET / {version}\r\nHost: a\r\n\r\n")),
+            "HTTP/1.1 400 Bad Request",
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn connect_is_501_never_an_empty_200() {
+    // A 2xx to CONNECT is a tunnel to hyper: it would send the echo's head
+    // alone and drop its body. The server does not tunnel, so it says so.
+    for example in ["echo", "hello"] {
+        let server = Server::example(example, &[]);
+        for request in [
+            "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
+        ] {
+            assert_eq!(
+                status_of(&server, request),
+                "HTTP/1.1 501 Not Implemented",
+                "{example}: {request:?}"
+            );
+        }
+    }
 }

@@ -36,17 +36,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 const SMUGGLED: &[u8] = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
 
 /// Cases answered differently on purpose, and why.
-const DIFFERENT: &[(&str, &str)] = &[(
-    "HTTP/1.1 without Host",
-    "served, as Gunicorn does. RFC 9112 section 3.2 asks for a 400, but \
-     Gunicorn's corpus (tests/it/data/gunicorn-requests.json) holds 27 valid \
-     HTTP/1.1 cases without Host, most with basis `rfc`, which the \
-     conformance test must serve as recorded; refusing would turn them all \
-     into deliberate differences. A missing Host does not touch framing: \
-     the request ends where every parser says it does, so nothing can be \
-     smuggled by it, and the next request on the connection is read as \
-     sent. (A switch to require Host would be a new config flag.)",
-)];
+// Empty since HTTP/1.1 without Host is refused (RFC 9112 section 3.2)
+// unless `--permit-missing-host`; the list stays for the next one.
+const DIFFERENT: &[(&str, &str)] = &[];
 
 /// One hostile request: its name, its bytes, and the exact status it must
 /// get if it is answered (`None`: any 4xx).

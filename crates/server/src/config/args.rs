@@ -319,6 +319,19 @@ pub struct ServerArgs {
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+
+    /// Serve an HTTP/1.1 request that has no Host header field, as
+    /// Gunicorn does, instead of refusing it (400, RFC 9112 section 3.2);
+    /// a repeated or invalid Host is refused regardless [default: false].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_bool
+    )]
+    pub permit_missing_host: Option<bool>,
 }
 
 impl ServerArgs {
@@ -395,6 +408,7 @@ impl ServerArgs {
                 .or(lower.h2_max_header_list_size),
             check_config: self.check_config || lower.check_config,
             print_config: self.print_config || lower.print_config,
+            permit_missing_host: self.permit_missing_host.or(lower.permit_missing_host),
         }
     }
 
@@ -463,6 +477,7 @@ impl ServerArgs {
             "h2_max_header_list_size" => {
                 self.h2_max_header_list_size = Some(parse_positive(value)?)
             }
+            "permit_missing_host" => self.permit_missing_host = Some(parse_bool(value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -537,4 +552,5 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
         "h2_max_header_list_size",
         "--h2-max-header-list-size <BYTES>",
     ),
+    ("permit_missing_host", "--permit-missing-host[=<BOOL>]"),
 ];

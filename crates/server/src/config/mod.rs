@@ -171,6 +171,13 @@ pub struct Config {
     /// The config file's top-level tables, which belong to applications
     /// (the JWT service reads `[auth]`).
     app_tables: BTreeMap<String, toml::Table>,
+    /// An HTTP/1.1 request without a Host header field is served, as
+    /// Gunicorn serves it, rather than refused with 400 as RFC 9112
+    /// section 3.2 requires (`--permit-missing-host`). Off by default:
+    /// without Host the application must guess which site is meant (WSGI
+    /// falls back to the server's address), and a proxy in front may have
+    /// guessed otherwise. The switch is for old clients that omit it.
+    pub permit_missing_host: bool,
 }
 
 impl Default for Config {
@@ -231,6 +238,7 @@ impl Default for Config {
             h2_initial_window_size: 1 << 20,
             h2_max_header_list_size: None,
             app_tables: BTreeMap::new(),
+            permit_missing_host: false,
         }
     }
 }
@@ -622,6 +630,7 @@ fn apply_defaults(
             .unwrap_or(d.h2_initial_window_size),
         h2_max_header_list_size: args.h2_max_header_list_size,
         app_tables: BTreeMap::new(),
+        permit_missing_host: args.permit_missing_host.unwrap_or(d.permit_missing_host),
     })
 }
 

@@ -121,6 +121,7 @@ pub(super) fn to_toml(c: &Config) -> String {
         put("statsd_prefix", text(&c.statsd_prefix));
         put("dogstatsd_tags", text(&c.dogstatsd_tags));
     }
+    put("permit_missing_host", Value::Boolean(c.permit_missing_host));
     let mut out = String::new();
     if let Some(path) = &c.config_file {
         out.push_str(&format!("# resolved from {}\n", path.display()));

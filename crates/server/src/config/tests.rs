@@ -309,6 +309,7 @@ fn gunicorn_parser_switches() {
     assert_eq!(c.header_map, HeaderMapMode::Drop);
     assert!(!c.permit_unconventional_http_method);
     assert!(!c.casefold_http_method);
+    assert!(!c.permit_missing_host);
     assert_eq!(c.proxy_protocol, ProxyProtocol::Off);
     assert_eq!(c.proxy_allow_from, ForwardedAllowIps::default());
 
@@ -321,10 +322,12 @@ fn gunicorn_parser_switches() {
             "--proxy-protocol",
             "--proxy-allow-from",
             "10.0.0.0/8",
+            "--permit-missing-host",
         ]),
         &env(&[]),
     )
     .unwrap();
+    assert!(c.permit_missing_host);
     assert_eq!(c.header_map, HeaderMapMode::Refuse);
     assert!(c.permit_unconventional_http_method && c.casefold_http_method);
     assert_eq!(c.proxy_protocol, ProxyProtocol::Auto, "no value means auto");
@@ -344,8 +347,10 @@ fn gunicorn_parser_switches() {
         ("FERRICORN_PERMIT_UNCONVENTIONAL_HTTP_METHOD", "true"),
         ("FERRICORN_PROXY_PROTOCOL", "v1"),
         ("FERRICORN_PROXY_ALLOW_FROM", "*"),
+        ("FERRICORN_PERMIT_MISSING_HOST", "true"),
     ]);
     let c = Config::resolve_with(cli(&[]), &e).unwrap();
+    assert!(c.permit_missing_host);
     assert_eq!(c.header_map, HeaderMapMode::Dangerous);
     assert!(c.permit_unconventional_http_method);
     assert_eq!(c.proxy_protocol, ProxyProtocol::V1);
@@ -353,11 +358,11 @@ fn gunicorn_parser_switches() {
 
     let path = write_config(
         "switches.toml",
-        "header_map = \"refuse\"\ncasefold_http_method = true\nproxy_protocol = \"auto\"\nproxy_allow_from = [\"192.0.2.1\", \"::1\"]\n",
+        "header_map = \"refuse\"\ncasefold_http_method = true\nproxy_protocol = \"auto\"\nproxy_allow_from = [\"192.0.2.1\", \"::1\"]\npermit_missing_host = true\n",
     );
     let c = Config::resolve_with(cli(&["-c", path.to_str().unwrap()]), &env(&[])).unwrap();
     assert_eq!(c.header_map, HeaderMapMode::Refuse);
-    assert!(c.casefold_http_method);
+    assert!(c.casefold_http_method && c.permit_missing_host);
     assert_eq!(c.proxy_protocol, ProxyProtocol::Auto);
     assert_eq!(c.proxy_allow_from.to_string(), "192.0.2.1,::1");
     // They print and read back.
@@ -401,6 +406,10 @@ fn gunicorn_parser_switch_errors_name_the_flag() {
             "--casefold-http-method[=<BOOL>]",
         ),
         ("FERRICORN_PROXY_ALLOW_FROM", "--proxy-allow-from <IPS>"),
+        (
+            "FERRICORN_PERMIT_MISSING_HOST",
+            "--permit-missing-host[=<BOOL>]",
+        ),
     ] {
         let e = Config::resolve_with(cli(&[]), &env(&[(var, "bogus")]))
             .unwrap_err()

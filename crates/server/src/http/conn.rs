@@ -162,9 +162,10 @@ impl Activity {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes bytes just read. `Err`: they break the request framing (see
-    /// `order`), and the read must fail.
-    fn on_read(&self, data: &[u8]) -> Result<(), &'static str> {
+    /// Notes bytes just read, which `order` may rewrite in place (a
+    /// request line's higher minor version). `Err`: they break the request
+    /// framing (see `order`), and the read must fail.
+    fn on_read(&self, data: &mut [u8]) -> Result<(), &'static str> {
         let mut s = self.lock();
         if s.in_flight == 0 && s.head_started.is_none() {
             s.head_started = Some(Instant::now());
@@ -305,7 +306,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            if let Err(why) = self.activity.on_read(&buf.filled()[before..]) {
+            if let Err(why) = self.activity.on_read(&mut buf.filled_mut()[before..]) {
                 // hyper must not see these bytes: failing the read ends the
                 // connection without serving what follows them.
                 buf.set_filled(before);
@@ -645,18 +646,18 @@ mod tests {
             a.deadline(T, None),
             Some((start + Duration::from_secs(10), Expiry::Head))
         );
-        a.on_read(b"x").unwrap();
+        a.on_read(&mut [b'x']).unwrap();
         assert_eq!(a.deadline(T, None).unwrap().1, Expiry::Head);
         let g = a.begin_request();
         assert_eq!(a.deadline(T, None), None, "no deadline while serving");
-        a.on_read(b"x").unwrap(); // a pipelined head
+        a.on_read(&mut [b'x']).unwrap(); // a pipelined head
         drop(g);
         let idle = a.lock().idle_since;
         assert_eq!(
             a.deadline(T, None),
             Some((idle + Duration::from_secs(2), Expiry::Idle))
         );
-        a.on_read(b"x").unwrap();
+        a.on_read(&mut [b'x']).unwrap();
         let started = a.lock().head_started.unwrap();
         assert_eq!(
             a.deadline(T, None),

@@ -65,6 +65,25 @@ pub enum ProtocolError {
     /// More than one `Host` field line (RFC 9112 section 3.2).
     #[error("more than one Host header field")]
     RepeatedHost,
+    /// An HTTP/1.1 request without a `Host` field (RFC 9112 section 3.2);
+    /// `--permit-missing-host` serves it, as Gunicorn does.
+    #[error("HTTP/1.1 request without a Host header field; --permit-missing-host accepts it")]
+    MissingHost,
+    /// A `Host` value outside `uri-host [ ":" port ]` (RFC 9110 section
+    /// 7.2), such as a space, `/`, `@`, a port that is not digits, or an
+    /// unclosed `[`. Refused whatever the switches: a value that one
+    /// parser splits differently from another is how a request reaches a
+    /// site it was not routed to.
+    #[error("invalid Host header field value: {0}")]
+    InvalidHost(&'static str),
+    /// `CONNECT`, which asks for a tunnel. We are an origin server and do
+    /// not tunnel: hyper turns any 2xx to a CONNECT into a tunnel, sends
+    /// the head alone and drops the body, so an application's answer would
+    /// reach the client as an empty 200 and a connection that then says
+    /// nothing. 501 says what is true (RFC 9110 section 15.6.2: a method
+    /// the server does not implement), before the application is called.
+    #[error("CONNECT: this server does not tunnel")]
+    ConnectNotImplemented,
     /// More than one `Content-Type` field line: its grammar holds one
     /// value, so two cannot be merged (RFC 9110 section 5.3) and which one
     /// counts is anyone's guess. Gunicorn refuses it too.
@@ -124,12 +143,17 @@ impl ProtocolError {
             | ProtocolError::InvalidTransferEncoding(_)
             | ProtocolError::InvalidFraming(_)
             | ProtocolError::RepeatedHost
+            | ProtocolError::MissingHost
+            | ProtocolError::InvalidHost(_)
             | ProtocolError::RepeatedContentType
             | ProtocolError::LeadingEmptyLines
             | ProtocolError::UnconventionalMethod
             | ProtocolError::UnderscoreInFieldName(_)
             | ProtocolError::ContradictorySchemeHeaders
             | ProtocolError::InvalidProxyHeader(_) => Some((StatusCode::BAD_REQUEST, true)),
+            // Closing: a client that meant a tunnel may already be sending
+            // the tunnel's bytes (a TLS hello), which are no request.
+            ProtocolError::ConnectNotImplemented => Some((StatusCode::NOT_IMPLEMENTED, true)),
             // Gunicorn's answer to a PROXY header from a peer it does not
             // trust with one.
             ProtocolError::ForbiddenProxyHeader => Some((StatusCode::FORBIDDEN, true)),

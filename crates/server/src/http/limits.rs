@@ -1,7 +1,7 @@
 //! Request-head limits with Gunicorn's names, and the head rules hyper does
-//! not apply (a repeated Host or Content-Type, Gunicorn's method and
-//! header-name policies), checked on the parsed head before the application
-//! is called.
+//! not apply (a missing, repeated or invalid Host, a repeated Content-Type,
+//! CONNECT, Gunicorn's method and header-name policies), checked on the
+//! parsed head before the application is called.
 //!
 //! hyper enforces the count of fields itself (`max_headers`, 431) and the
 //! whole head's size (`max_buf_size`, 431), which we size so that a head
@@ -13,18 +13,20 @@
 use ferricorn_app_interface::HeaderOrder;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 
 use super::error::ProtocolError;
 use super::order::RawHead;
 use super::{HeadRules, Limits};
 use crate::config::HeaderMapMode;
 
-/// Checks a parsed head against the limits.
+/// Checks a parsed head against the limits and the Host and CONNECT rules
+/// (`rules.permit_missing_host`).
 pub(crate) fn check_head(
     parts: &Parts,
     raw: &RawHead,
     limits: &Limits,
+    rules: &HeadRules,
 ) -> Result<(), ProtocolError> {
     // "METHOD SP target SP HTTP/x.y": hyper keeps the target as sent.
     let target_len = match parts.uri.path_and_query() {
@@ -54,6 +56,7 @@ pub(crate) fn check_head(
     // lookup by name would hash it; here a standard name compares by tag).
     let mut content_lengths = 0usize;
     let mut transfer_encoding = false;
+    let mut host = None;
     let mut hosts = 0usize;
     let mut content_types = 0usize;
     let mut too_large = None;
@@ -64,6 +67,7 @@ pub(crate) fn check_head(
             transfer_encoding = true;
         } else if name == HOST {
             hosts += 1;
+            host = Some(value);
         } else if name == CONTENT_TYPE {
             content_types += 1;
         }
@@ -106,7 +110,93 @@ pub(crate) fn check_head(
             limit: limits.field_size,
         });
     }
+    // RFC 9112 section 3.2, whatever the target's form (an absolute-form
+    // target's authority overrides Host, but Host must still be there).
+    // HTTP/1.0 did not require Host; a higher 1.x minor is served as 1.1.
+    match host {
+        Some(value) => check_host(value)?,
+        None if parts.version == Version::HTTP_11 && !rules.permit_missing_host => {
+            return Err(ProtocolError::MissingHost)
+        }
+        None => {}
+    }
+    if parts.method == Method::CONNECT {
+        return Err(ProtocolError::ConnectNotImplemented);
+    }
     Ok(())
+}
+
+/// A Host value must be `uri-host [ ":" port ]` (RFC 9110 section 7.2,
+/// RFC 3986 section 3.2): an IP-literal in brackets, or a reg-name (which
+/// covers IPv4 addresses), then an optional port of digits. Empty is valid:
+/// it is what a client sends when the target has no authority (RFC 9112
+/// section 3.2). No allocation.
+fn check_host(value: &HeaderValue) -> Result<(), ProtocolError> {
+    let bytes = value.as_bytes();
+    let (host_ok, port) = if let Some(literal) = bytes.strip_prefix(b"[") {
+        let end = literal
+            .iter()
+            .position(|b| *b == b']')
+            .ok_or(ProtocolError::InvalidHost("'[' without ']'"))?;
+        (ip_literal(&literal[..end]), &literal[end + 1..])
+    } else {
+        let end = bytes.iter().position(|b| *b == b':').unwrap_or(bytes.len());
+        (reg_name(&bytes[..end]), &bytes[end..])
+    };
+    if !host_ok {
+        return Err(ProtocolError::InvalidHost(
+            "the host is not an IP literal or a registered name",
+        ));
+    }
+    // port = *DIGIT: "host:" is allowed by the grammar.
+    match port.split_first() {
+        None => Ok(()),
+        Some((b':', digits)) if digits.iter().all(u8::is_ascii_digit) => Ok(()),
+        Some(_) => Err(ProtocolError::InvalidHost("the port is not digits")),
+    }
+}
+
+/// reg-name = *( unreserved / pct-encoded / sub-delims ).
+fn reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                if !name
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                {
+                    return false;
+                }
+                i += 3;
+            }
+            b if unreserved_or_sub_delim(b) => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn unreserved_or_sub_delim(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
+/// IP-literal without its brackets: an IPv6 address (no zone) or
+/// IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ).
+fn ip_literal(inside: &[u8]) -> bool {
+    if let Some(future) = inside.strip_prefix(b"v").or(inside.strip_prefix(b"V")) {
+        let Some(dot) = future.iter().position(|b| *b == b'.') else {
+            return false;
+        };
+        let (version, rest) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !rest.is_empty()
+            && rest
+                .iter()
+                .all(|b| *b == b':' || unreserved_or_sub_delim(*b));
+    }
+    std::str::from_utf8(inside).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// Gunicorn's method policy. Unless `--permit-unconventional-http-method`,
@@ -253,8 +343,16 @@ mod tests {
         }
     }
 
+    /// Most of these heads have no Host: the tests are about other rules.
+    const NO_HOST_NEEDED: HeadRules = HeadRules {
+        header_map: HeaderMapMode::Drop,
+        permit_unconventional_method: false,
+        casefold_method: false,
+        permit_missing_host: true,
+    };
+
     fn check_head_ok(parts: &Parts, limits: &Limits) -> Result<(), ProtocolError> {
-        check_head(parts, &RawHead::default(), limits)
+        check_head(parts, &RawHead::default(), limits, &NO_HOST_NEEDED)
     }
 
     fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
@@ -307,14 +405,21 @@ mod tests {
                 .unwrap()
                 .into_parts()
                 .0;
-            check_head(&p, &RawHead::default(), &l)
+            check_head(&p, &RawHead::default(), &l, &NO_HOST_NEEDED)
         };
         assert!(with("OPTIONS", "*").is_ok());
         assert!(matches!(
             with("GET", "*"),
             Err(ProtocolError::InvalidTarget(_))
         ));
-        assert!(with("CONNECT", "example.com:443").is_ok());
+        assert_eq!(
+            with("CONNECT", "example.com:443"),
+            Err(ProtocolError::ConnectNotImplemented)
+        );
+        assert_eq!(
+            ProtocolError::ConnectNotImplemented.response(),
+            Some((http::StatusCode::NOT_IMPLEMENTED, true))
+        );
         assert!(matches!(
             with("GET", "example.com:443"),
             Err(ProtocolError::InvalidTarget(_))
@@ -325,7 +430,7 @@ mod tests {
             ..RawHead::default()
         };
         assert_eq!(
-            check_head(&parts("/", &[]), &bare, &l),
+            check_head(&parts("/", &[]), &bare, &l, &NO_HOST_NEEDED),
             Err(ProtocolError::BareLineFeed)
         );
         let both = parts(
@@ -379,7 +484,12 @@ mod tests {
             ..RawHead::default()
         };
         assert_eq!(
-            check_head(&parts("/", &[("content-length", "5")]), &raw, &l),
+            check_head(
+                &parts("/", &[("content-length", "5")]),
+                &raw,
+                &l,
+                &NO_HOST_NEEDED
+            ),
             Err(ProtocolError::RepeatedContentLength)
         );
         let raw = RawHead {
@@ -387,7 +497,7 @@ mod tests {
             ..RawHead::default()
         };
         assert_eq!(
-            check_head(&parts("/", &[]), &raw, &l),
+            check_head(&parts("/", &[]), &raw, &l, &NO_HOST_NEEDED),
             Err(ProtocolError::InvalidFraming("chunk size missing"))
         );
     }
@@ -522,5 +632,88 @@ mod tests {
         let e = check_head_ok(&parts("/", &[("host", "a"), ("host", "b")]), &limits()).unwrap_err();
         assert_eq!(e, ProtocolError::RepeatedHost);
         assert_eq!(e.response(), Some((http::StatusCode::BAD_REQUEST, true)));
+    }
+
+    #[test]
+    fn host() {
+        let l = Limits {
+            request_line: 100,
+            fields: 10,
+            field_size: 100,
+            ..limits()
+        };
+        let rfc = HeadRules::default();
+        let with_host = |value: &[u8]| {
+            let mut p = parts("/", &[]);
+            p.headers
+                .insert(HOST, HeaderValue::from_bytes(value).unwrap());
+            check_head(&p, &RawHead::default(), &l, &rfc)
+        };
+        for ok in [
+            &b""[..],
+            b"a",
+            b"a:8080",
+            b"a:",
+            b"127.0.0.1:1",
+            b"[::1]:80",
+            b"[::1]",
+            b"[v1.x:y]",
+            b"0.0.0.0=5000",
+            b"ex%41mple.com",
+            b"xn--bcher-kva.example",
+        ] {
+            assert_eq!(with_host(ok), Ok(()), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"user@a",
+            b"a:port",
+            b"a:80:80",
+            b"[::1",
+            b"[::1]x",
+            b"[nope]",
+            b"[fe80::1%25eth0]",
+            b"a\tb",
+            b"a?b",
+            b"a#b",
+            b"%4",
+            b"caf\xc3\xa9",
+        ] {
+            assert!(
+                matches!(with_host(bad), Err(ProtocolError::InvalidHost(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Missing: refused on HTTP/1.1 unless permitted; fine on HTTP/1.0.
+        let missing = parts("/", &[]);
+        assert_eq!(
+            check_head(&missing, &RawHead::default(), &l, &rfc),
+            Err(ProtocolError::MissingHost)
+        );
+        assert_eq!(
+            check_head(&missing, &RawHead::default(), &l, &NO_HOST_NEEDED),
+            Ok(())
+        );
+        let mut old = parts("/", &[]);
+        old.version = Version::HTTP_10;
+        assert_eq!(check_head(&old, &RawHead::default(), &l, &rfc), Ok(()));
+        // An absolute-form target needs Host too.
+        assert_eq!(
+            check_head(&parts("http://a/", &[]), &RawHead::default(), &l, &rfc),
+            Err(ProtocolError::MissingHost)
+        );
+        // Repeated or invalid Host is refused even when missing is permitted.
+        let bad = parts("/", &[("host", "a b")]);
+        assert!(matches!(
+            check_head(&bad, &RawHead::default(), &l, &NO_HOST_NEEDED),
+            Err(ProtocolError::InvalidHost(_))
+        ));
+        let two = parts("/", &[("host", "a"), ("host", "a")]);
+        assert_eq!(
+            check_head(&two, &RawHead::default(), &l, &NO_HOST_NEEDED),
+            Err(ProtocolError::RepeatedHost)
+        );
     }
 }

@@ -106,12 +106,14 @@ pub(crate) struct Limits {
 }
 
 /// Gunicorn's request-head policies, resolved: `--header-map`,
-/// `--permit-unconventional-http-method`, `--casefold-http-method`.
+/// `--permit-unconventional-http-method`, `--casefold-http-method`,
+/// `--permit-missing-host`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct HeadRules {
     pub header_map: HeaderMapMode,
     pub permit_unconventional_method: bool,
     pub casefold_method: bool,
+    pub permit_missing_host: bool,
 }
 
 /// What every connection of a worker shares.
@@ -175,6 +177,7 @@ impl HttpSettings {
                 header_map: config.header_map,
                 permit_unconventional_method: config.permit_unconventional_http_method,
                 casefold_method: config.casefold_http_method,
+                permit_missing_host: config.permit_missing_host,
             },
             proxy_protocol: config.proxy_protocol,
             proxy_allow: config.proxy_allow_from.clone(),

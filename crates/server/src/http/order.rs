@@ -26,6 +26,22 @@
 //! If the head hyper parsed is not where the framing puts it (which would
 //! be a bug here, not a client's doing) the connection is refused and
 //! closed rather than served unchecked.
+//!
+//! # Higher minor versions
+//!
+//! A request line saying `HTTP/1.2` to `HTTP/1.9` is to be served as
+//! HTTP/1.1 (RFC 9110 section 2.5: a recipient treats a higher minor
+//! version as the highest it implements), but httparse knows only 1.0 and
+//! 1.1 and hyper answers anything else 400. So the capture rewrites the
+//! minor digit to `1` before hyper sees it: only in a request line that
+//! begins where a head must begin (nothing unparsed is pending and no body
+//! is due), only the digit after `METHOD SP target SP HTTP/1.`, and in
+//! place, which works however the line is split across reads (the digit
+//! arrives in one read, and is rewritten in it). Any other bytes are left
+//! alone: what hyper refuses stays refused (`HTTP/2.0` in a request line is
+//! a 400). A head pipelined behind another in bytes read before the first
+//! was parsed does not begin at a known boundary, so it is not rewritten
+//! and gets hyper's 400: refused cleanly, never misread.
 
 use ferricorn_app_interface::HeaderOrder;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -110,6 +126,55 @@ impl Body {
     }
 }
 
+/// Where the scan of a request line for its version stands (see the
+/// module docs on higher minor versions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum LineScan {
+    /// Not in a request line known to begin at a head boundary.
+    #[default]
+    Off,
+    /// Empty lines before the request line (httparse skips them).
+    Leading,
+    Method,
+    Target,
+    /// This many bytes of `HTTP/1.` matched.
+    Version(usize),
+}
+
+impl LineScan {
+    /// Scans `bytes`, the next of the head, and turns a minor version of 2
+    /// to 9 into 1.
+    fn feed(&mut self, bytes: &mut [u8]) {
+        const PREFIX: &[u8] = b"HTTP/1.";
+        for b in bytes {
+            *self = match (*self, *b) {
+                (LineScan::Off, _) => return,
+                (LineScan::Leading, b'\r' | b'\n') => LineScan::Leading,
+                (LineScan::Leading, _) => LineScan::Method,
+                (LineScan::Method | LineScan::Target, b'\r' | b'\n') => LineScan::Off,
+                (LineScan::Method, b' ') => LineScan::Target,
+                (LineScan::Target, b' ') => LineScan::Version(0),
+                (state @ (LineScan::Method | LineScan::Target), _) => state,
+                (LineScan::Version(i), c) if i < PREFIX.len() => {
+                    if c == PREFIX[i] {
+                        LineScan::Version(i + 1)
+                    } else {
+                        LineScan::Off
+                    }
+                }
+                (LineScan::Version(_), c) => {
+                    // Whatever follows the digit, hyper checks: "HTTP/1.23"
+                    // is refused as "HTTP/1.13" would be.
+                    if matches!(c, b'2'..=b'9') {
+                        *b = b'1';
+                    }
+                    LineScan::Off
+                }
+            };
+        }
+    }
+}
+
 /// The bytes read from a connection, between hyper's framing and ours.
 #[derive(Debug, Default)]
 pub(crate) struct HeadCapture {
@@ -117,17 +182,25 @@ pub(crate) struct HeadCapture {
     /// start of a body that arrived before its head was inspected.
     buf: Vec<u8>,
     body: Body,
+    scan: LineScan,
 }
 
 impl HeadCapture {
-    /// Records bytes just read. `Err`: they break the framing (a malformed
-    /// chunked body); the connection must not go on.
-    pub fn push(&mut self, data: &[u8], head_cap: usize) -> Result<(), &'static str> {
+    /// Records bytes just read, rewriting a request line's higher minor
+    /// version in place (see the module docs). `Err`: they break the
+    /// framing (a malformed chunked body); the connection must not go on.
+    pub fn push(&mut self, data: &mut [u8], head_cap: usize) -> Result<(), &'static str> {
         let taken = self.body.consume(data)?;
-        let rest = &data[taken..];
+        let rest = &mut data[taken..];
         if rest.is_empty() {
             return Ok(());
         }
+        if self.buf.is_empty() {
+            // No body is due and nothing read waits for its head: these
+            // bytes begin a head.
+            self.scan = LineScan::Leading;
+        }
+        self.scan.feed(rest);
         if self.buf.len() + rest.len() > 2 * head_cap + SLACK {
             self.body = Body::Broken("more unparsed bytes than a request head may hold");
             return Err("more unparsed bytes than a request head may hold");
@@ -351,6 +424,12 @@ fn same_fields_grouped(fields: &[(HeaderName, HeaderValue)], parts: &Parts) -> b
 mod tests {
     use super::*;
 
+    impl HeadCapture {
+        fn push_copy(&mut self, data: &[u8], head_cap: usize) -> Result<(), &'static str> {
+            self.push(&mut data.to_vec(), head_cap)
+        }
+    }
+
     fn parse(raw: &[u8]) -> Parts {
         let mut slots = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut slots);
@@ -378,7 +457,7 @@ mod tests {
         all.extend_from_slice(one);
         all.extend_from_slice(two);
         all.extend_from_slice(three);
-        cap.push(&all, 8192).unwrap();
+        cap.push_copy(&all, 8192).unwrap();
         let o = cap.inspect(&parse(one)).order.unwrap();
         assert_eq!(names(&o), ["a", "b", "a"]);
         let o = cap.inspect(&parse(two)).order.unwrap();
@@ -400,7 +479,7 @@ mod tests {
         all.extend_from_slice(one);
         all.extend_from_slice(two);
         all.extend_from_slice(three);
-        cap.push(&all, 8192).unwrap();
+        cap.push_copy(&all, 8192).unwrap();
         let raw = cap.inspect(&parse(&one[2..]));
         assert!(raw.framing.is_none() && !raw.bare_lf && raw.order.is_none());
         let raw = cap.inspect(&parse(b"GET /b HTTP/1.1\r\nB: 2\r\n\r\n"));
@@ -412,14 +491,14 @@ mod tests {
 
         // Not the head hyper parsed: the connection is refused.
         let mut cap = HeadCapture::default();
-        cap.push(b"GET /a HTTP/1.1\r\n\r\n", 8192).unwrap();
+        cap.push_copy(b"GET /a HTTP/1.1\r\n\r\n", 8192).unwrap();
         assert!(cap
             .inspect(&parse(b"PUT /a HTTP/1.1\r\n\r\n"))
             .framing
             .is_some());
         // Incomplete: likewise.
         let mut cap = HeadCapture::default();
-        cap.push(b"GET /a HTTP/1.1\r\n", 8192).unwrap();
+        cap.push_copy(b"GET /a HTTP/1.1\r\n", 8192).unwrap();
         assert!(cap
             .inspect(&parse(b"GET /a HTTP/1.1\r\n\r\n"))
             .framing
@@ -429,7 +508,7 @@ mod tests {
     #[test]
     fn mismatch_falls_back() {
         let mut cap = HeadCapture::default();
-        cap.push(b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 9\r\n\r\n", 8192)
+        cap.push_copy(b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 9\r\n\r\n", 8192)
             .unwrap();
         let parts = parse(b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 3\r\n\r\n");
         assert!(cap.inspect(&parts).order.is_none());
@@ -443,10 +522,10 @@ mod tests {
     fn bare_lf_is_seen() {
         let raw = b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n";
         let mut cap = HeadCapture::default();
-        cap.push(raw, 8192).unwrap();
+        cap.push_copy(raw, 8192).unwrap();
         assert!(cap.inspect(&parse(raw)).bare_lf);
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        cap.push(raw, 8192).unwrap();
+        cap.push_copy(raw, 8192).unwrap();
         assert!(!cap.inspect(&parse(raw)).bare_lf);
     }
 
@@ -454,11 +533,11 @@ mod tests {
     fn leading_empty_lines_are_seen() {
         let mut cap = HeadCapture::default();
         let one = b"\r\nGET / HTTP/1.1\r\n\r\n";
-        cap.push(one, 8192).unwrap();
+        cap.push_copy(one, 8192).unwrap();
         let raw = cap.inspect(&parse(one));
         assert!(!raw.leading_empty_lines && raw.framing.is_none());
         let two = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n";
-        cap.push(two, 8192).unwrap();
+        cap.push_copy(two, 8192).unwrap();
         assert!(cap.inspect(&parse(two)).leading_empty_lines);
     }
 
@@ -466,18 +545,18 @@ mod tests {
     fn bodies_are_not_copied() {
         let mut cap = HeadCapture::default();
         let head = b"POST /up HTTP/1.1\r\nContent-Length: 409600\r\n\r\n";
-        cap.push(head, 8192).unwrap();
-        cap.push(&[b'x'; 4096], 8192).unwrap();
+        cap.push_copy(head, 8192).unwrap();
+        cap.push_copy(&[b'x'; 4096], 8192).unwrap();
         let raw = cap.inspect(&parse(head));
         assert!(raw.framing.is_none());
         assert!(cap.buf.is_empty());
         for _ in 1..100 {
-            cap.push(&[b'x'; 4096], 8192).unwrap();
+            cap.push_copy(&[b'x'; 4096], 8192).unwrap();
         }
         assert!(cap.buf.is_empty());
         // The next head is kept.
         let next = b"GET /next HTTP/1.1\r\n\r\n";
-        cap.push(next, 8192).unwrap();
+        cap.push_copy(next, 8192).unwrap();
         assert_eq!(cap.buf, next);
     }
 
@@ -485,7 +564,7 @@ mod tests {
     fn repeated_content_length_is_seen() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
         let mut cap = HeadCapture::default();
-        cap.push(raw, 8192).unwrap();
+        cap.push_copy(raw, 8192).unwrap();
         // hyper keeps one of the equal values.
         let parts = parse(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n");
         let head = cap.inspect(&parts);
@@ -508,7 +587,7 @@ mod tests {
         let mut cap = HeadCapture::default();
         let mut seen = Vec::new();
         for (i, piece) in all.chunks(step).enumerate() {
-            cap.push(piece, 8192)?;
+            cap.push_copy(piece, 8192)?;
             let read = (i * step + piece.len()).min(all.len());
             while let Some((head, at)) = heads.get(seen.len()) {
                 if read < at + head.len() {
@@ -539,24 +618,86 @@ mod tests {
         let parts = parse(head);
         // Arriving with the head: seen when the head is inspected.
         let mut cap = HeadCapture::default();
-        cap.push(&[&head[..], b"5 \r\nhello\r\n0\r\n\r\n"].concat(), 8192)
+        cap.push_copy(&[&head[..], b"5 \r\nhello\r\n0\r\n\r\n"].concat(), 8192)
             .unwrap();
         assert!(cap.inspect(&parts).framing.is_some());
-        assert!(cap.push(b"GET / HTTP/1.1\r\n\r\n", 8192).is_err());
+        assert!(cap.push_copy(b"GET / HTTP/1.1\r\n\r\n", 8192).is_err());
         // Arriving later: the read that brings it fails.
         let mut cap = HeadCapture::default();
-        cap.push(head, 8192).unwrap();
+        cap.push_copy(head, 8192).unwrap();
         assert!(cap.inspect(&parts).framing.is_none());
-        cap.push(b"5;a=\"b", 8192).unwrap();
-        assert!(cap.push(b"\r\nhello\r\n0\r\n\r\n", 8192).is_err());
-        assert!(cap.push(b"x", 8192).is_err(), "and every read after it");
+        cap.push_copy(b"5;a=\"b", 8192).unwrap();
+        assert!(cap.push_copy(b"\r\nhello\r\n0\r\n\r\n", 8192).is_err());
+        assert!(
+            cap.push_copy(b"x", 8192).is_err(),
+            "and every read after it"
+        );
     }
 
     #[test]
     fn unparsed_bytes_are_bounded() {
         let mut cap = HeadCapture::default();
         let cap_bytes = 2 * 8192 + SLACK;
-        cap.push(&vec![b'a'; cap_bytes], 8192).unwrap();
-        assert!(cap.push(b"a", 8192).is_err());
+        cap.push_copy(&vec![b'a'; cap_bytes], 8192).unwrap();
+        assert!(cap.push_copy(b"a", 8192).is_err());
+    }
+
+    /// Feeds `raw` in pieces of `n` bytes; returns what hyper would see.
+    fn rewritten(cap: &mut HeadCapture, raw: &[u8], n: usize) -> Vec<u8> {
+        let mut seen = Vec::new();
+        for piece in raw.chunks(n) {
+            let mut piece = piece.to_vec();
+            cap.push(&mut piece, 8192).unwrap();
+            seen.extend_from_slice(&piece);
+        }
+        seen
+    }
+
+    #[test]
+    fn higher_minor_version_is_read_as_1_1() {
+        for n in [1, 2, 3, 7, 100] {
+            for (sent, seen) in [
+                (
+                    &b"GET /a HTTP/1.2\r\nHost: a\r\n\r\n"[..],
+                    &b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+                ),
+                (b"\r\nGET / HTTP/1.9\r\n\r\n", b"\r\nGET / HTTP/1.1\r\n\r\n"),
+                // Untouched: 1.0, 1.1, other majors, anything not a version.
+                (b"GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"),
+                (b"GET / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"),
+                (b"GET / HTTP/2.0\r\n\r\n", b"GET / HTTP/2.0\r\n\r\n"),
+                (b"GET / HTTP/3.2\r\n\r\n", b"GET / HTTP/3.2\r\n\r\n"),
+                (b"GET /HTTP/1.2 x\r\n\r\n", b"GET /HTTP/1.2 x\r\n\r\n"),
+                (
+                    b"GET /\r\nX: a HTTP/1.2\r\n\r\n",
+                    b"GET /\r\nX: a HTTP/1.2\r\n\r\n",
+                ),
+                (
+                    b"GET / HTTP/1.1\r\nX: a b HTTP/1.2\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nX: a b HTTP/1.2\r\n\r\n",
+                ),
+            ] {
+                let mut cap = HeadCapture::default();
+                assert_eq!(
+                    rewritten(&mut cap, sent, n),
+                    seen,
+                    "{} in pieces of {n}",
+                    String::from_utf8_lossy(sent)
+                );
+            }
+        }
+        // The next head is rewritten once the first and its body are
+        // through; a body that looks like a request line is not.
+        let mut cap = HeadCapture::default();
+        let first = b"POST / HTTP/1.1\r\nContent-Length: 15\r\n\r\n";
+        assert_eq!(rewritten(&mut cap, first, 5), first);
+        cap.inspect(&parse(first));
+        let body_and_next = b"GET / HTTP/1.2\r\nGET / HTTP/1.3\r\n\r\n";
+        assert_eq!(
+            rewritten(&mut cap, body_and_next, 4),
+            b"GET / HTTP/1.2\r\nGET / HTTP/1.1\r\n\r\n"
+        );
+        let raw = cap.inspect(&parse(b"GET / HTTP/1.1\r\n\r\n"));
+        assert_eq!(raw.framing, None, "the capture kept the rewritten head");
     }
 }

@@ -185,7 +185,7 @@ fn begin<A: Application>(
     let mut refused = limits::check_method(&mut parts.method, &settings.rules)
         .and_then(|casefolded_into_head_or_connect| {
             reframed = casefolded_into_head_or_connect;
-            limits::check_head(&parts, &raw, &settings.limits)
+            limits::check_head(&parts, &raw, &settings.limits, &settings.rules)
         })
         .and_then(|()| {
             limits::apply_header_map(

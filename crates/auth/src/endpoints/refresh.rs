@@ -193,7 +193,12 @@ pub async fn post(state: &State, data: Data, headers: &HeaderMap) -> Result<Answ
     // won the spend.
     let op = match spent {
         Some(spent) => {
-            new.parent = Some(spent.jti.clone());
+            // The link from a token to its replacement serves only the
+            // grace window's lookup: without one it is not written (one
+            // index entry fewer per refresh).
+            if settings.refresh_reuse_grace > 0.0 {
+                new.parent = Some(spent.jti.clone());
+            }
             WriteOp::Rotate { spent, new }
         }
         None => WriteOp::AddOutstanding(new),

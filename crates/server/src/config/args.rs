@@ -119,6 +119,12 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub request_timeout: Option<Duration>,
 
+    /// Seconds a response may wait on a client that does not read it (a
+    /// full socket, a closed HTTP/2 window) before the connection is
+    /// closed; 0 = off [default: 60, as Nginx's send_timeout].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub send_timeout: Option<Duration>,
+
     /// Open connections per worker; more are answered 503 [default: 1000].
     #[arg(long, value_name = "N", value_parser = parse_positive::<usize>)]
     pub worker_connections: Option<usize>,
@@ -361,6 +367,7 @@ impl ServerArgs {
             limit_request_body: self.limit_request_body.or(lower.limit_request_body),
             header_timeout: self.header_timeout.or(lower.header_timeout),
             request_timeout: self.request_timeout.or(lower.request_timeout),
+            send_timeout: self.send_timeout.or(lower.send_timeout),
             worker_connections: self.worker_connections.or(lower.worker_connections),
             forwarded_allow_ips: self.forwarded_allow_ips.or(lower.forwarded_allow_ips),
             header_map: self.header_map.or(lower.header_map),
@@ -435,6 +442,7 @@ impl ServerArgs {
             "limit_request_body" => self.limit_request_body = Some(parse_count(value)?),
             "header_timeout" => self.header_timeout = Some(parse_seconds(value)?),
             "request_timeout" => self.request_timeout = Some(parse_seconds(value)?),
+            "send_timeout" => self.send_timeout = Some(parse_seconds(value)?),
             "worker_connections" => self.worker_connections = Some(parse_positive(value)?),
             "forwarded_allow_ips" => {
                 self.forwarded_allow_ips = Some(parse_forwarded_allow_ips(value)?)
@@ -506,6 +514,7 @@ pub(crate) const SETTINGS: &[(&str, &str)] = &[
     ("limit_request_body", "--limit-request-body <BYTES>"),
     ("header_timeout", "--header-timeout <SECONDS>"),
     ("request_timeout", "--request-timeout <SECONDS>"),
+    ("send_timeout", "--send-timeout <SECONDS>"),
     ("worker_connections", "--worker-connections <N>"),
     ("forwarded_allow_ips", "--forwarded-allow-ips <IPS>"),
     ("header_map", "--header-map <MODE>"),

@@ -86,6 +86,9 @@ pub struct Config {
     /// Deadline for the application's answer (`--request-timeout`); past
     /// it the client gets 504. `None` = off.
     pub request_timeout: Option<Duration>,
+    /// Deadline for a client to take more of a response it is not reading
+    /// (`--send-timeout`). `None` = off.
+    pub send_timeout: Option<Duration>,
     /// Open connections per worker (`--worker-connections`).
     pub worker_connections: usize,
     /// Peers whose forwarding headers are believed (`--forwarded-allow-ips`).
@@ -202,6 +205,7 @@ impl Default for Config {
             limit_request_body: Some(DEFAULT_LIMIT_REQUEST_BODY),
             header_timeout: Some(Duration::from_secs(10)),
             request_timeout: None,
+            send_timeout: Some(Duration::from_secs(60)),
             worker_connections: 1000,
             forwarded_allow_ips: ForwardedAllowIps::default(),
             header_map: HeaderMapMode::Drop,
@@ -588,6 +592,7 @@ fn apply_defaults(
             .map_or(d.limit_request_body, |n| (n > 0).then_some(n)),
         header_timeout: args.header_timeout.map_or(d.header_timeout, nonzero),
         request_timeout: args.request_timeout.and_then(nonzero),
+        send_timeout: args.send_timeout.map_or(d.send_timeout, nonzero),
         worker_connections: args.worker_connections.unwrap_or(d.worker_connections),
         forwarded_allow_ips,
         header_map: args.header_map.unwrap_or(d.header_map),

@@ -45,6 +45,7 @@ pub(super) fn to_toml(c: &Config) -> String {
     put("limit_request_body", int(c.limit_request_body.unwrap_or(0)));
     put("header_timeout", secs(c.header_timeout));
     put("request_timeout", secs(c.request_timeout));
+    put("send_timeout", secs(c.send_timeout));
     put("worker_connections", int(c.worker_connections));
     put("forwarded_allow_ips", text(&c.forwarded_allow_ips));
     put("header_map", text(c.header_map));

@@ -188,6 +188,9 @@ impl http_body::Body for TrackedBody {
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
             Pin::new(&mut this.inner).poll_frame(cx)
         }));
+        if let (Some(f), Ok(p)) = (&mut this.finish, &polled) {
+            f.body_polled(matches!(p, Poll::Ready(Some(Ok(_)))));
+        }
         match polled {
             Ok(Poll::Ready(Some(Ok(frame)))) => {
                 if let Some(d) = frame.data_ref() {

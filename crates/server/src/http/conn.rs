@@ -79,6 +79,10 @@ pub(crate) enum Phase {
 pub(crate) struct Timeouts {
     pub header: Option<Duration>,
     pub keep_alive: Option<Duration>,
+    /// `--send-timeout`: a response body that has data for the client but
+    /// is not taken (a full socket, a closed HTTP/2 window) for this long
+    /// closes the connection.
+    pub send: Option<Duration>,
 }
 
 /// How long a connection closing for idleness may take to flush its last
@@ -129,12 +133,20 @@ struct State {
     capture: HeadCapture,
     /// The driver wants [`Activity::idle`] notified when a request ends.
     wake_on_idle: bool,
+    /// Response bodies whose last poll yielded data, so the next poll waits
+    /// on the client (hyper polls again once the socket or the HTTP/2
+    /// window has room), not on the application.
+    waiting_on_client: u32,
+    /// When a response body was last polled.
+    body_polled: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expiry {
     /// A head took too long: close at once.
     Head,
+    /// A response waited on a client that does not read it: close at once.
+    Send,
     /// Idle past keep-alive: close gracefully.
     Idle,
 }
@@ -153,6 +165,8 @@ impl Activity {
                 head_started: None,
                 capture: HeadCapture::default(),
                 wake_on_idle: false,
+                waiting_on_client: 0,
+                body_polled: accepted,
             }),
             idle: Notify::new(),
         })
@@ -191,6 +205,7 @@ impl Activity {
         drop(s);
         let guard = ActivityGuard {
             activity: Arc::clone(self),
+            waiting_on_client: false,
         };
         (guard, raw)
     }
@@ -204,6 +219,7 @@ impl Activity {
         drop(s);
         ActivityGuard {
             activity: Arc::clone(self),
+            waiting_on_client: false,
         }
     }
 
@@ -233,7 +249,7 @@ impl Activity {
             self.lock().wake_on_idle = true;
             return current;
         }
-        let soonest = [t.header, t.keep_alive]
+        let soonest = [t.header, t.keep_alive, t.send]
             .into_iter()
             .flatten()
             .min()
@@ -246,7 +262,12 @@ impl Activity {
     fn deadline(&self, t: Timeouts, draining_since: Option<Instant>) -> Option<(Instant, Expiry)> {
         let s = self.lock();
         if s.in_flight > 0 {
-            return None;
+            // A request in progress: only a response the client leaves
+            // unread has a deadline (the application has --request-timeout).
+            return match t.send {
+                Some(send) if s.waiting_on_client > 0 => Some((s.body_polled + send, Expiry::Send)),
+                _ => None,
+            };
         }
         if s.served == 0 {
             return t.header.map(|h| (s.idle_since + h, Expiry::Head));
@@ -266,11 +287,31 @@ impl Activity {
 #[derive(Debug)]
 pub(crate) struct ActivityGuard {
     activity: Arc<Activity>,
+    /// This response counts in `waiting_on_client`.
+    waiting_on_client: bool,
+}
+
+impl ActivityGuard {
+    /// The response body was just polled; `yielded`: it gave data, so its
+    /// next poll is up to the client taking it (see `--send-timeout`).
+    pub fn body_polled(&mut self, yielded: bool) {
+        let mut s = self.activity.lock();
+        s.body_polled = Instant::now();
+        match (self.waiting_on_client, yielded) {
+            (false, true) => s.waiting_on_client += 1,
+            (true, false) => s.waiting_on_client -= 1,
+            _ => {}
+        }
+        self.waiting_on_client = yielded;
+    }
 }
 
 impl Drop for ActivityGuard {
     fn drop(&mut self) {
         let mut s = self.activity.lock();
+        if self.waiting_on_client {
+            s.waiting_on_client -= 1;
+        }
         s.in_flight -= 1;
         s.served += 1;
         if s.in_flight == 0 {
@@ -383,6 +424,11 @@ pub(crate) async fn drive<C>(
                     Some((at, Expiry::Head)) if at <= Instant::now() => {
                         logging::debug(&format!("Closing connection from {peer}: no complete request head within --header-timeout"));
                         crate::metrics::server().rejected(crate::metrics::Rejection::HeaderTimeout);
+                        return;
+                    }
+                    Some((at, Expiry::Send)) if at <= Instant::now() => {
+                        logging::debug(&format!("Closing connection from {peer}: it took none of its response for --send-timeout"));
+                        crate::metrics::server().rejected(crate::metrics::Rejection::SlowClient);
                         return;
                     }
                     Some((at, Expiry::Idle)) if at <= Instant::now() => {
@@ -635,7 +681,26 @@ mod tests {
     const T: Timeouts = Timeouts {
         header: Some(Duration::from_secs(10)),
         keep_alive: Some(Duration::from_secs(2)),
+        send: Some(Duration::from_secs(60)),
     };
+
+    #[test]
+    fn a_response_the_client_does_not_take_has_a_deadline() {
+        let a = Activity::new(0, Instant::now());
+        let mut guard = a.begin_request();
+        // While the application works, no deadline.
+        assert_eq!(a.deadline(T, None), None);
+        guard.body_polled(true);
+        let (at, why) = a.deadline(T, None).unwrap();
+        assert_eq!(why, Expiry::Send);
+        assert!(at > Instant::now() + Duration::from_secs(59));
+        // Polled again and waiting on the application: none.
+        guard.body_polled(false);
+        assert_eq!(a.deadline(T, None), None);
+        guard.body_polled(true);
+        drop(guard);
+        assert_eq!(a.lock().waiting_on_client, 0);
+    }
 
     #[test]
     fn deadlines_follow_the_connection() {

@@ -185,6 +185,7 @@ impl HttpSettings {
             timeouts: Timeouts {
                 header: config.header_timeout,
                 keep_alive: config.keep_alive,
+                send: config.send_timeout,
             },
             head_cap: config.max_head_size(),
             builder,

@@ -106,7 +106,7 @@ impl<A: Application> hyper::service::Service<hyper::Request<Incoming>> for ConnS
 /// The end of a request's life, run when its response body is finished or
 /// dropped.
 pub(crate) struct Finish {
-    _activity: ActivityGuard,
+    activity: ActivityGuard,
     _in_flight: InFlightGuard,
     label: Arc<RequestLabel>,
     started: Instant,
@@ -119,6 +119,11 @@ pub(crate) struct Finish {
 }
 
 impl Finish {
+    /// See [`ActivityGuard::body_polled`].
+    pub fn body_polled(&mut self, yielded: bool) {
+        self.activity.body_polled(yielded);
+    }
+
     pub fn done(self, bytes: u64, _complete: bool) {
         let duration = self.started.elapsed();
         metrics::server().request_finished(self.status, duration, bytes);
@@ -240,7 +245,7 @@ fn begin<A: Application>(
     });
     let mut exchange = Exchange {
         finish: Finish {
-            _activity: activity,
+            activity,
             _in_flight: in_flight,
             label,
             started,

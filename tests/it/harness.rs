@@ -143,7 +143,11 @@ pub enum Addr {
 pub fn parse_listening_line(line: &str) -> Option<Addr> {
     let rest = &line[line.find("Listening at: ")? + "Listening at: ".len()..];
     let word = rest.split_whitespace().next()?;
-    if let Some(hostport) = word.strip_prefix("http://") {
+    // A TLS bind is announced as https://, as Gunicorn does.
+    if let Some(hostport) = word
+        .strip_prefix("http://")
+        .or_else(|| word.strip_prefix("https://"))
+    {
         hostport.trim_end_matches('/').parse().ok().map(Addr::Tcp)
     } else {
         word.strip_prefix("unix:")

@@ -329,10 +329,10 @@ where
     };
     crate::metrics::server().rejected(crate::metrics::Rejection::TlsHandshake);
     if crate::logging::enabled(crate::config::LogLevel::Debug) {
-        let who = accepted
-            .client
-            .map_or_else(|| accepted.server.to_string(), |p| p.to_string());
-        crate::logging::debug(&format!("TLS handshake with {who} failed: {why}"));
+        crate::logging::debug(&format!(
+            "TLS handshake with {} failed: {why}",
+            peer_name(accepted)
+        ));
     }
     None
 }

@@ -24,6 +24,15 @@ a throwaway PostgreSQL cluster of their own (bench/pg.py: initdb into a temp
 dir, fsync on, one database per subject), and pg-hosts puts a real Nginx
 (bench/nginx.py) in front of 1, 2 and 3 ferricorn-auth hosts. The cluster
 is stopped and deleted at the end, also on failure.
+
+The TLS scenarios (issue 16: tls-h1, tls-h2, tls-handshake, tls-reconnect)
+serve hello's body over TLS from ferricorn, from an Nginx (bench/tls.py:
+`return 200` of the same bytes and Content-Type, 2 workers, HTTP/2 by
+ALPN) and from Granian (RSGI, bench/granian_hello.py), all with one
+self-signed certificate made per run; HTTP/1.1 keep-alive is driven by wrk,
+HTTP/2 by h2load, full handshakes by bench/tls.py's own clients (wrk's
+`Connection: close` reconnections offer the previous session's ticket:
+tls-reconnect measures those, with how often each server resumes).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from pathlib import Path
 
 import nginx as nginx_mod  # bench/nginx.py
 import pg as pg_mod  # bench/pg.py
+import tls as tls_mod  # bench/tls.py
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -165,6 +175,9 @@ class Subject:
     # > 0: that many separate instances (argv each on its own port) behind
     # one Nginx, which is what the load generator talks to.
     hosts: int = 0
+    # Serves HTTPS (the run's certificate, bench/tls.py): probed and driven
+    # over https://.
+    tls: bool = False
 
 
 def subjects(workers: int, scratch: Path, dbs: dict[str, str]) -> dict[str, Subject]:
@@ -189,6 +202,16 @@ def subjects(workers: int, scratch: Path, dbs: dict[str, str]) -> dict[str, Subj
     }
     gunicorn_quiet = ["--log-level", "warning"]
     auth_bin = str(TARGET / "release" / "ferricorn-auth")
+    # Issue 16: one certificate for every TLS subject (made by prepare()).
+    cert, key = scratch / "tls-cert.pem", scratch / "tls-key.pem"
+
+    def nginx_tls(p):
+        nginx = nginx_mod.binary()
+        if nginx is None:
+            raise RuntimeError("nginx is not installed (bash bench/install-tools.sh --bench installs it)")
+        return tls_mod.nginx_argv(nginx, scratch / "nginx-tls", p, workers, cert, key)
+
+    granian = VENV_BIN / "granian"
 
     def auth_pg(db: str, w: str):
         return lambda p: [auth_bin, "--db", dbs[db], "serve", "-b", f"127.0.0.1:{p}", "-w", w]
@@ -240,8 +263,32 @@ def subjects(workers: int, scratch: Path, dbs: dict[str, str]) -> dict[str, Subj
         Subject("axum-serve", lambda p: [str(SUBJECTS_BIN / "axum-serve"), "--bind", f"127.0.0.1:{p}", "--workers", w],
                 env=axum_env, probe_path="/items",
                 note="the same Router (examples/axum.rs) under axum::serve, N processes on one socket"),
+        # Issue 16: hello's body over TLS (HTTP/1.1, and HTTP/2 by ALPN).
+        Subject("nginx-tls", nginx_tls, tls=True,
+                note=f"Nginx {nginx_mod.binary() and '.'.join(map(str, tls_mod.nginx_version(nginx_mod.binary())))}: "
+                     f"master + N workers, `return 200` of hello's body with its Content-Type, "
+                     f"`listen ... ssl http2` (`http2 on` from 1.25.1), keepalive_requests 10⁹, access_log off, "
+                     f"ssl_protocols TLSv1.2 TLSv1.3, OpenSSL defaults otherwise (session cache off, tickets on)"),
+        Subject("ferricorn-tls", lambda p: [str(ex / "hello"), "-b", f"127.0.0.1:{p}", "-w", w,
+                                            "--certfile", str(cert), "--keyfile", str(key)], tls=True,
+                note="hello with --certfile/--keyfile (rustls; ALPN h2, http/1.1)"),
     ]
+    if granian.exists():
+        s.append(Subject("granian-tls", lambda p: [str(granian), "--interface", "rsgi", "--host", "127.0.0.1",
+                                                   "--port", str(p), "--workers", w, "--http", "auto",
+                                                   "--ssl-certificate", str(cert), "--ssl-keyfile", str(key),
+                                                   "--log-level", "warning", "granian_hello:app"],
+                         tls=True, note=f"Granian {_granian_version()} (RSGI, bench/granian_hello.py: the same body "
+                                        f"and Content-Type), --http auto, --workers N, 1 runtime thread each"))
     return {x.name: x for x in s}
+
+
+def _granian_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("granian")
+    except Exception:
+        return "?"
 
 
 def free_port() -> int:
@@ -282,16 +329,21 @@ class Running:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.subject.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def probe(self) -> int | None:
-        req = urllib.request.Request(self.url + self.subject.probe_path)
+    def get(self, path: str):
+        """GET `path` (HTTPS without verification for TLS subjects):
+        (status, Content-Type, body)."""
+        req = urllib.request.Request(self.url + path)
         if self.subject.probe_auth:
             req.add_header("Authorization", f"Bearer {self.token}")
+        ctx = tls_mod.client_context() if self.subject.tls else None
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+
+    def probe(self) -> int | None:
         try:
-            with urllib.request.urlopen(req, timeout=2) as r:
-                r.read()
-                return r.status
+            return self.get(self.subject.probe_path)[0]
         except urllib.error.HTTPError as e:
             return e.code
         except OSError:
@@ -532,7 +584,7 @@ def machine_busy_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
-def measured(running: Running, cmd: list[str], **kw) -> dict:
+def measured(running: Running, cmd: list[str], runner=None, **kw) -> dict:
     def cpu(roots):
         return sum(tree_cpu_seconds(p) for p in roots)
 
@@ -541,7 +593,7 @@ def measured(running: Running, cmd: list[str], **kw) -> dict:
     cpu0 = cpu(roots)
     other0 = {k: cpu([pid]) for k, pid in others.items() if pid}
     busy0 = machine_busy_ticks()
-    r = run_wrk(cmd, **kw)
+    r = (runner or run_wrk)(cmd, **kw)
     busy1 = machine_busy_ticks()
     cpu1 = cpu(roots)
     r["cpu_s"] = cpu1 - cpu0
@@ -569,6 +621,8 @@ PGJWT = ["simplejwt-pg", "ferricorn-auth", "ferricorn-auth-pg"]
 HOSTS = ["auth-pg-1host", "auth-pg-2hosts", "auth-pg-3hosts"]
 # Issue 15: the switches beyond simplejwt, off and on, in one run.
 SAFER = ["ferricorn-auth", "auth-safer"]
+# Issue 16: the same body over TLS, Nginx the baseline.
+TLS = ["nginx-tls", "ferricorn-tls", "granian-tls"]
 SCENARIOS = {
     "keepalive": ("GET / keep-alive", HELLO, "bare-hyper"),
     "close": ("GET / with `Connection: close` on every request", HELLO, "bare-hyper"),
@@ -588,10 +642,19 @@ SCENARIOS = {
     "axum-items": ("GET /items of the axum example (keep-alive)", ["axum-serve", "ferricorn-axum"], "axum-serve"),
     "metrics": ("GET / keep-alive, hello without and with --metrics-bind", ["ferricorn-hello", "ferricorn-metrics"],
                 "ferricorn-hello"),
+    "tls-h1": ("GET / over TLS, HTTP/1.1 keep-alive (wrk)", TLS, "nginx-tls"),
+    "tls-h2": ("GET / over TLS, HTTP/2 by ALPN, keep-alive, many streams per connection (h2load)", TLS, "nginx-tls"),
+    "tls-handshake": ("GET / over TLS, HTTP/1.1 with `Connection: close`: a new connection and a full handshake "
+                      "(no session offered) per request, so req/s = handshakes/s (bench/tls.py's clients)",
+                      TLS, "nginx-tls"),
+    "tls-reconnect": ("GET / over TLS, HTTP/1.1 with `Connection: close` as wrk does it: a new connection per "
+                      "request that offers the last session's ticket, resumed wherever the server accepts it (wrk)",
+                      TLS, "nginx-tls"),
 }
 # Run order for a subject; `hup` last, since it replaces the workers.
 ORDER = ["keepalive", "close", "jwt-hello", "jwt-refresh", "jwt-obtain", "hammer", "pg-refresh", "pg-obtain",
-         "pg-hosts", "axum-items", "metrics", "safer-refresh", "safer-hello", "hup"]
+         "pg-hosts", "axum-items", "metrics", "safer-refresh", "safer-hello", "tls-h1", "tls-h2", "tls-handshake",
+         "tls-reconnect", "hup"]
 
 
 class Bench:
@@ -624,9 +687,12 @@ class Bench:
 
     def prepare(self) -> None:
         for f in self.scratch.glob("*"):
-            f.unlink()
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
         self.access = mint("access", 7 * 86400)
         names = self.wanted_subjects()
+        if any(self.subjects[n].tls for n in names):
+            # One certificate for every TLS subject of the run.
+            tls_mod.make_cert(self.scratch, self.args.tls_key)
         for name, db in (("ferricorn-auth", "auth.sqlite3"), ("auth-safer", "auth-safer.sqlite3")):
             if name not in names:
                 continue
@@ -687,10 +753,12 @@ class Bench:
                            input=PASSWORD + "\n", text=True, check=True, capture_output=True, env=env)
 
     def wanted_subjects(self) -> list[str]:
+        """Subjects of the chosen scenarios (granian-tls only when Granian
+        installed into bench/.venv)."""
         names = []
         for sc in self.scenarios():
             for s in SCENARIOS[sc][1]:
-                if s not in names and (not self.args.only or s in self.args.only):
+                if s not in names and s in self.subjects and (not self.args.only or s in self.args.only):
                     names.append(s)
         return names
 
@@ -709,6 +777,12 @@ class Bench:
             running.pg_root = self.pg.postmaster_pid()
         try:
             running.wait_ready()
+            if subject.tls:
+                # The TLS subjects must serve the very bytes hello serves.
+                status, ctype, body = running.get("/")
+                if (status, ctype, body) != (200, tls_mod.CONTENT_TYPE, tls_mod.BODY.encode()):
+                    raise RuntimeError(f"{name} answered GET / with {status} {ctype!r} {body!r}, not hello's "
+                                       f"200 {tls_mod.CONTENT_TYPE!r} {tls_mod.BODY.encode()!r}")
             mine = [sc for sc in self.scenarios() if name in SCENARIOS[sc][1]]
             if not self.args.smoke:
                 self.warm_up(running, mine[0])
@@ -805,6 +879,30 @@ class Bench:
         r["errors"] = loaded["errors"] + alone["errors"] + h["errors"]
         return r
 
+    # Issue 16: TLS. Each run records what its handshake negotiated.
+    def sc_tls_h1(self, running, rnd):
+        r = measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]))
+        r["tls"] = tls_mod.negotiated(running.port)  # wrk offers no ALPN
+        return r
+
+    def sc_tls_h2(self, running, rnd):
+        a = self.args
+        return measured(running, tls_mod.h2load_cmd(running.url + "/", a.threads, a.h2_clients, a.h2_streams,
+                                                    a.duration), runner=tls_mod.run_h2load)
+
+    def sc_tls_handshake(self, running, rnd):
+        r = measured(running, tls_mod.handshakes_cmd(running.port, self.load.duration, self.args.handshake_clients),
+                     runner=tls_mod.run_handshakes)
+        r["tls"] = tls_mod.negotiated(running.port)
+        return r
+
+    def sc_tls_reconnect(self, running, rnd):
+        r = measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"], ["Connection: close"]))
+        r["tls"] = tls_mod.negotiated(running.port)
+        # How often a reconnection offering the previous ticket is resumed.
+        r["resumed"] = tls_mod.resumed(running.port)
+        return r
+
     def sc_hup(self, running, rnd):
         r = measured(running, wrk_cmd(self.load, running.url + "/", self.lua["get"]),
                      hup_pid=running.pid, hup_after=self.load.duration / 2)
@@ -868,6 +966,9 @@ class Bench:
                 f"{a.rounds} round(s) interleaved, medians; 1-min load average {self.loadavg[0]:.2f} at start, "
                 f"{self.loadavg[-1]:.2f} at end" + (f"; {self.pg_version}, fsync on, in a throwaway cluster on "
                                                     f"127.0.0.1" if self.pg_version else "")
+                + (f"; TLS: one self-signed {tls_mod.KEYS[a.tls_key][1]} certificate for every subject, HTTP/2 by "
+                   f"h2load -t{a.threads} -c{a.h2_clients} -m{a.h2_streams} -D {a.duration:g}s"
+                   if any(sc.startswith("tls-") for sc in self.scenarios()) else "")
                 + (" — SMOKE, no targets judged" if a.smoke else ""))
 
     def ratio(self, sc: str, subject: str, other_sc: str, other: str, key: str) -> float | None:
@@ -902,6 +1003,9 @@ class Bench:
                 continue
             if sc.startswith("pg-"):
                 lines += self.pg_table(sc, order, base)
+                continue
+            if sc.startswith("tls-"):
+                lines += self.tls_table(sc, order, base)
                 continue
             lines += [f"| subject | req/s | p50 | p99 | errors | RSS MiB | PSS MiB | server CPU s | req/CPU-s "
                       f"| × {base} req/s | × {base} req/CPU-s |",
@@ -948,6 +1052,50 @@ class Bench:
                          f"{m('rss_mib'):.1f} | {m('cpu_s'):.2f} | {pg_cpu} | {m('rpcs'):,.0f} | "
                          f"{fmt(rr)} | {fmt(rc)} |")
         return lines + [""]
+
+    def tls_table(self, sc: str, order: list[str], base: str) -> list[str]:
+        """Issue 16: the keep-alive table, with h2load's mean and max
+        request time where wrk gives p50 and p99, handshakes/s for
+        `Connection: close`, and what each subject's handshake negotiated."""
+        h2 = sc == "tls-h2"
+        hs = sc in ("tls-handshake", "tls-reconnect")
+        what = "handshakes/s (= req/s)" if hs else "req/s"
+        per_cpu = "handshakes/CPU-s" if hs else "req/CPU-s"
+        lat = ("mean", "max") if h2 else ("p50", "p99")
+        lines = [f"| subject | {what} | {lat[0]} | {lat[1]} | errors | RSS MiB | PSS MiB | server CPU s | {per_cpu} "
+                 f"| × {base} req/s | × {base} req/CPU-s |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        negotiated = []
+        for s in order:
+            runs = self.results[sc].get(s)
+            if not runs:
+                continue
+            m = lambda k: statistics.median(r[k] for r in runs)
+            rr = self.ratio(sc, s, sc, base, "rps")
+            rc = self.ratio(sc, s, sc, base, "rpcs")
+            errs = sum(r["errors"] for r in runs)
+            lines.append(f"| {s} | {m('rps'):,.0f} | {ms(m('p50'))} | {ms(m('p99'))} | {errs} | "
+                         f"{m('rss_mib'):.1f} | {m('pss_mib'):.1f} | {m('cpu_s'):.2f} | {m('rpcs'):,.0f} | "
+                         f"{fmt(rr)} | {fmt(rc)} |")
+            got = f"{s}: {', '.join(sorted({r.get('tls', '?') for r in runs}))}"
+            if "resumed" in runs[0]:
+                got += f", resumed {' / '.join(str(r['resumed']) for r in runs)} of 10 reconnections (by round)"
+            negotiated.append(got)
+        lines.append("")
+        if "granian-tls" in order and "granian-tls" not in self.subjects:
+            lines += ["granian-tls: not run — Granian is not installed in bench/.venv.", ""]
+        if h2:
+            tool = (f"h2load -t{self.args.threads} -c{self.args.h2_clients} -m{self.args.h2_streams} (h2load gives "
+                    f"no percentiles: mean and max request time)")
+        elif sc == "tls-handshake":
+            tool = (f"{self.args.handshake_clients} client processes (`python bench/tls.py handshakes`), each "
+                    f"sequential: connect, full handshake, GET / with `Connection: close`, read to the close; "
+                    f"p50/p99 of that whole exchange")
+        else:
+            tool = (f"wrk -t{self.load.threads} -c{self.load.connections}"
+                    + (" -H 'Connection: close'" if sc == "tls-reconnect" else ""))
+        return lines + [f"Load: {tool}. Negotiated ({'by h2load' if h2 else 'by openssl s_client, as wrk: no ALPN'}): "
+                        + "; ".join(negotiated) + ".", ""]
 
     def hosts_table(self, sc: str, order: list[str], base: str) -> list[str]:
         lines = ["| hosts | req/s | p50 | p99 | errors | ferricorn-auth CPU s | Nginx CPU s | PostgreSQL CPU s "
@@ -1027,6 +1175,21 @@ class Bench:
         runs = self.results.get("hup", {}).get("ferricorn-hello")
         n = sum(x["errors"] for x in runs) if runs else None
         judge("zero failed requests during a HUP reload", n, n == 0, f"{n} errors over {len(runs or [])} round(s)")
+        # Issue 16.
+        r = self.ratio("tls-h2", "ferricorn-tls", "tls-h2", "nginx-tls", "rpcs")
+        judge("TLS + HTTP/2 keep-alive ≥ 0.9 × Nginx req/CPU-s", r, r is not None and r >= 0.9, fmt(r))
+        for sc, what in (("tls-h2", "TLS + HTTP/2 keep-alive"), ("tls-h1", "TLS + HTTP/1.1 keep-alive"),
+                         ("tls-handshake", "full TLS handshakes (`Connection: close`)"),
+                         ("tls-reconnect", "wrk's `Connection: close` reconnections (resumed where accepted)")):
+            parts = []
+            for key, unit in (("rps", "req/s"), ("rpcs", "req/CPU-s")):
+                if sc == "tls-h2" and key == "rpcs":
+                    continue  # the target above
+                r = self.ratio(sc, "ferricorn-tls", sc, "nginx-tls", key)
+                if r is not None:
+                    parts.append(f"{fmt(r)} × Nginx {unit}")
+            if parts:
+                out.append(f"- measured — {what}: ferricorn " + ", ".join(parts))
         return out
 
 
@@ -1049,10 +1212,12 @@ def fmt(x) -> str:
 
 
 def summary_line(r: dict) -> str:
-    s = (f"{r['rps']:>10,.0f} req/s  p50 {ms(r['p50']):>9}  p99 {ms(r['p99']):>9}  err {r['errors']:>4}  "
+    lo, hi = ("mean", "max") if r.get("latency") == "mean/max" else ("p50", "p99")
+    s = (f"{r['rps']:>10,.0f} req/s  {lo} {ms(r['p50']):>9}  {hi} {ms(r['p99']):>9}  err {r['errors']:>4}  "
          f"cpu {r['cpu_s']:5.2f}s  {r['rpcs']:>8,.0f} req/CPU-s  rss {r['rss_mib']:6.1f} MiB")
     if r["errors"]:
-        s += "  (" + ", ".join(f"{k} {r[k]}" for k in ("status", "connect", "read", "write", "timeout") if r[k]) + ")"
+        s += "  (" + ", ".join(f"{k} {r[k]}" for k in ("status", "connect", "read", "write", "timeout",
+                                                      "errored") if r.get(k)) + ")"
     if "p99_alone" in r:
         s += f"  (p99 alone {ms(r['p99_alone'])}, ×{r['p99_ratio']:.2f}; logins {r['hammer_rps']:.1f}/s)"
     return s
@@ -1070,12 +1235,19 @@ def main() -> int:
     p.add_argument("--hammer-connections", type=int, default=16, help="connections of the GET /api/hello/ wrk")
     p.add_argument("--hammer-obtain-connections", type=int, default=4, help="connections of the POST /api/token/ wrk")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--h2-clients", type=int, default=4, help="h2load connections (tls-h2)")
+    p.add_argument("--h2-streams", type=int, default=100, help="h2load streams per connection (tls-h2)")
+    p.add_argument("--handshake-clients", type=int, default=8,
+                   help="full-handshake client processes (tls-handshake)")
+    p.add_argument("--tls-key", choices=sorted(tls_mod.KEYS), default="ec",
+                   help="key of the run's self-signed certificate: ec = ECDSA P-256, rsa = RSA 2048 (tls-*)")
     p.add_argument("--only", nargs="*", help="subjects to run (default: all)")
     p.add_argument("--scenarios", nargs="*", choices=ORDER, help="scenarios to run (default: all)")
     args = p.parse_args()
     if args.smoke:
         args.rounds, args.duration = 1, 1.0
         args.threads, args.connections = 1, 8
+        args.handshake_clients = 2
     signal.signal(signal.SIGINT, kill_all)
     signal.signal(signal.SIGTERM, kill_all)
     try:

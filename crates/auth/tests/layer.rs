@@ -367,3 +367,38 @@ async fn stateless_rs256_verifies_with_the_public_key_alone() {
     assert_eq!(got.status, 401);
     assert!(got.body.contains("Token is invalid"), "{}", got.body);
 }
+
+/// With `revoke_access_on_logout`, an access token issued before the
+/// user's last log-out-everywhere is refused by the layer as by
+/// `GET /api/hello/`; without it, it still passes (issue 15, item 5).
+#[tokio::test]
+async fn log_out_everywhere_revokes_access_through_the_layer_when_asked() {
+    use ferricorn_auth::store::WriteOp;
+    for revoke in [true, false] {
+        let mut f = fixture();
+        f.settings.revoke_access_on_logout = revoke;
+        f.app = AuthApp::new(f.settings.clone(), f.store.clone()).unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (access, _) = f.tokens_for(f.alice);
+        let bearer = format!("Bearer {access}");
+        assert_eq!(through(&f.layer(), &calls, Some(&bearer)).await.status, 200);
+        // The log-out is in the second after the token's `iat`.
+        let at = tokens::now().floor() as i64 + 1;
+        WriteOp::LogoutUser {
+            user_id: f.alice,
+            at,
+        }
+        .apply_to(&*f.store)
+        .unwrap();
+        let layered = through(&f.layer(), &calls, Some(&bearer)).await;
+        let hello = f.hello(Some(&bearer)).await;
+        if revoke {
+            assert_eq!(layered, hello, "the layer refuses as hello does");
+            assert_eq!(layered.status, 401, "{layered:?}");
+            assert!(layered.body.contains("Token is blacklisted"), "{layered:?}");
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "the service was called");
+        } else {
+            assert_eq!((layered.status, hello.status), (200, 200), "{layered:?}");
+        }
+    }
+}

@@ -91,7 +91,9 @@ pub async fn post(state: &State, data: Data) -> Result<Answer, AuthError> {
         token: encoded.clone(),
         created_at: now as i64,
         expires_at: refresh.exp(),
-        family: refresh.family().map(str::to_string),
+        // The family travels in the token (signed); the store keeps only
+        // revoked families (see `refresh::outstanding`).
+        family: None,
         parent: None,
     };
     state.write(WriteOp::AddOutstanding(outstanding)).await?;

@@ -153,6 +153,10 @@ struct Exchange {
     close: bool,
     /// How the request's body went.
     flags: Arc<BodyFlags>,
+    /// An HTTP/2 HEAD: its answer has a head only. (hyper drops the body of
+    /// an answer to HEAD on HTTP/1, but sends it on HTTP/2, where a DATA
+    /// frame after the head of a HEAD is a protocol error.)
+    head_only: bool,
 }
 
 /// What the server decided from a request's head.
@@ -254,6 +258,7 @@ fn begin<A: Application>(
         },
         close: false,
         flags: conn.flags(parts.version),
+        head_only: parts.version == http::Version::HTTP_2 && parts.method == http::Method::HEAD,
     };
 
     if let Some(err) = refused {
@@ -317,6 +322,7 @@ fn end(
         mut finish,
         mut close,
         flags,
+        head_only,
     } = exchange;
     // The rest of a refused body was not read, so the connection cannot be
     // reused. An application that turned the body error into a 5xx gets the
@@ -350,6 +356,16 @@ fn end(
     }
     if close {
         headers.insert(CONNECTION, CLOSE);
+    }
+    if head_only {
+        // The head as GET's, its Content-Length included (which hyper
+        // writes from the body's size on HTTP/1), without the body.
+        if let Some(len) = http_body::Body::size_hint(response.body()).exact() {
+            if let Entry::Vacant(e) = response.headers_mut().entry(http::header::CONTENT_LENGTH) {
+                e.insert(HeaderValue::from(len));
+            }
+        }
+        response = response.map(|_| ferricorn_app_interface::Body::empty());
     }
     finish.status = response.status().as_u16();
     if let Some(record) = &mut finish.log {

@@ -30,13 +30,18 @@
 //! so does a listed case that passes (the list must stay true). Each test prints
 //! `corpus (MODE): N valid pass, M invalid pass, K deliberately different`.
 //!
+//! The `_over_tls` tests replay the same cases, with the same expectations
+//! and the same [`DIFFERENT`], through rustls (ALPN `http/1.1`) to a server
+//! started with `--certfile`/`--keyfile`: the pieces of a split case become
+//! separate TLS records, and a half-close is a close_notify then a FIN.
+//!
 //! One echo server is started per test and per set of flags (a handful of
 //! limit cases need their own), and cases run on a few threads at once
 //! against it, each on its own connections.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
@@ -45,7 +50,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::harness::{echo_headers, is_close, is_timeout, read_response, Server, IO_TIMEOUT};
+use crate::harness::{echo_headers, is_close, is_timeout, read_response, Server, Transport, Wire};
+use crate::tls::Pki;
 
 const CORPUS: &str = include_str!("data/gunicorn-requests.json");
 
@@ -334,7 +340,7 @@ fn split(raw: &[u8], delivery: Delivery, seed: u64) -> Vec<usize> {
 
 /// Writes `raw` in `pieces`, pausing between them so the server sees them
 /// in separate reads.
-fn send(stream: &mut TcpStream, raw: &[u8], pieces: &[usize]) -> io::Result<()> {
+fn send(stream: &mut Wire, raw: &[u8], pieces: &[usize]) -> io::Result<()> {
     let pause = (PAUSE_BUDGET / pieces.len().max(1) as u32).min(MAX_PAUSE);
     let mut at = 0;
     for (i, n) in pieces.iter().enumerate() {
@@ -348,17 +354,21 @@ fn send(stream: &mut TcpStream, raw: &[u8], pieces: &[usize]) -> io::Result<()> 
     Ok(())
 }
 
-fn connect(addr: SocketAddr) -> Result<BufReader<TcpStream>, String> {
-    let stream =
-        TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    Ok(BufReader::new(stream))
+/// A fresh connection; `preamble` (a PROXY header, over TLS) is written in
+/// cleartext before the handshake.
+fn connect(
+    transport: &Transport,
+    addr: SocketAddr,
+    preamble: &[u8],
+) -> Result<BufReader<Wire>, String> {
+    let wire = transport
+        .connect_after(addr, ANSWER_TIMEOUT, preamble)
+        .map_err(|e| format!("connect ({}): {e}", transport.name()))?;
+    Ok(BufReader::new(wire))
 }
 
 /// Reads until the server closes. `Ok(bytes)` on EOF or reset.
-fn read_to_close(conn: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
+fn read_to_close(conn: &mut BufReader<Wire>) -> io::Result<Vec<u8>> {
     let mut rest = Vec::new();
     match conn.read_to_end(&mut rest) {
         Ok(_) => Ok(rest),
@@ -372,20 +382,79 @@ fn show(bytes: &[u8]) -> String {
     format!("{text:?}{}", if bytes.len() > 200 { "…" } else { "" })
 }
 
+/// How a case's bytes travel over `transport`: (transport, cleartext
+/// preamble, bytes for the transport). Over TLS, a case run with
+/// `--proxy-protocol` that starts with a PROXY header sends that header
+/// before the handshake, as a load balancer does (the server reads it
+/// there); a case that is nothing but a PROXY header never reaches TLS, so
+/// it runs in cleartext, which is what such a client's bytes are on a TLS
+/// port. Cleartext: everything as it is.
+fn over<'a, 't>(
+    transport: &'t Transport,
+    case: &Value,
+    raw: &'a [u8],
+) -> (&'t Transport, &'a [u8], &'a [u8]) {
+    static PLAIN: Transport = Transport::Plain;
+    let proxied = case["gunicorn_config"]
+        .get("proxy_protocol")
+        .is_some_and(|v| !v.is_null());
+    if !matches!(transport, Transport::Tls(_)) || !proxied {
+        return (transport, &[], raw);
+    }
+    let (preamble, rest) = raw.split_at(proxy_header_len(raw));
+    if rest.is_empty() {
+        (&PLAIN, &[], raw)
+    } else {
+        (transport, preamble, rest)
+    }
+}
+
+/// The length of the PROXY header `raw` starts with (v1: through the first
+/// CRLF; v2: the 16-byte prefix and its length), or 0 without one. A
+/// header cut short counts as all of `raw`.
+fn proxy_header_len(raw: &[u8]) -> usize {
+    const V2: &[u8] = b"\r\n\r\n\x00\r\nQUIT\n";
+    if raw.starts_with(b"PROXY ") {
+        return raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(raw.len(), |p| p + 2);
+    }
+    if raw.starts_with(V2) && raw.len() >= 16 {
+        let len = 16 + usize::from(u16::from_be_bytes([raw[14], raw[15]]));
+        return len.min(raw.len());
+    }
+    if raw.starts_with(V2) {
+        return raw.len();
+    }
+    0
+}
+
 /// Replays one case on a fresh connection; `Err` says what differed.
-fn replay(addr: SocketAddr, case: &Value, delivery: Delivery, seed: u64) -> Result<(), String> {
-    let raw = b64(case["raw_b64"].as_str().unwrap_or_default());
-    let pieces = split(&raw, delivery, seed ^ fnv(name(case)));
+fn replay(
+    transport: &Transport,
+    addr: SocketAddr,
+    case: &Value,
+    delivery: Delivery,
+    seed: u64,
+) -> Result<(), String> {
+    let whole = b64(case["raw_b64"].as_str().unwrap_or_default());
+    let (carrier, preamble, raw) = over(transport, case, &whole);
+    let pieces = split(raw, delivery, seed ^ fnv(name(case)));
     match Expectation::of(case) {
-        Expectation::Requests(requests) => check_requests(addr, &raw, &pieces, &requests),
+        Expectation::Requests(requests) => {
+            check_requests(carrier, addr, preamble, raw, &pieces, &requests)
+        }
         Expectation::Refusal {
             status,
             exact,
             half_close,
         } => {
-            check_refusal(addr, &raw, &pieces, status, exact, half_close)?;
-            // The worker must still serve.
-            let mut conn = connect(addr)?;
+            check_refusal(
+                carrier, addr, preamble, raw, &pieces, status, exact, half_close,
+            )?;
+            // The worker must still serve, over the test's transport.
+            let mut conn = connect(transport, addr, &[])?;
             // No header fields: it must fit the smallest limits in the corpus.
             let probe = b"GET /after-refusal HTTP/1.0\r\n\r\n";
             conn.get_mut()
@@ -404,12 +473,14 @@ fn replay(addr: SocketAddr, case: &Value, delivery: Delivery, seed: u64) -> Resu
 }
 
 fn check_requests(
+    transport: &Transport,
     addr: SocketAddr,
+    preamble: &[u8],
     raw: &[u8],
     pieces: &[usize],
     requests: &[Value],
 ) -> Result<(), String> {
-    let mut conn = connect(addr)?;
+    let mut conn = connect(transport, addr, preamble)?;
     // A write may fail once the server has closed on purpose: after a
     // request that ends the connection (HTTP/1.0, `Connection: close`),
     // the bytes that follow are never read. The answers decide.
@@ -432,7 +503,7 @@ fn check_requests(
     }
     // Nothing more may be read as a request: end the stream and expect the
     // server to close without another answer.
-    let _ = conn.get_ref().shutdown(Shutdown::Write);
+    conn.get_mut().shutdown_write();
     match read_to_close(&mut conn) {
         Ok(rest) if rest.is_empty() => Ok(()),
         Ok(rest) => Err(format!(
@@ -508,15 +579,18 @@ fn compare(got: &Value, want: &Value) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_refusal(
+    transport: &Transport,
     addr: SocketAddr,
+    preamble: &[u8],
     raw: &[u8],
     pieces: &[usize],
     status: Option<u16>,
     exact: bool,
     half_close: bool,
 ) -> Result<(), String> {
-    let mut conn = connect(addr)?;
+    let mut conn = connect(transport, addr, preamble)?;
     // The server may refuse before it has read everything; a failed write
     // is fine as long as the answer is.
     let _ = send(conn.get_mut(), raw, pieces);
@@ -524,17 +598,15 @@ fn check_refusal(
         // Give the server a moment to decide from the bytes alone: ending
         // the stream at once would let a close caused by the EOF pass for a
         // refusal of the bytes.
-        conn.get_ref().set_read_timeout(Some(EOF_GRACE)).unwrap();
+        conn.get_ref().set_read_timeout(EOF_GRACE);
         let first = read_response(&mut conn, false);
-        conn.get_ref()
-            .set_read_timeout(Some(ANSWER_TIMEOUT))
-            .unwrap();
+        conn.get_ref().set_read_timeout(ANSWER_TIMEOUT);
         first
     } else {
         read_response(&mut conn, false)
     };
     if half_close && matches!(&first, Err(e) if is_timeout(e)) {
-        let _ = conn.get_ref().shutdown(Shutdown::Write);
+        conn.get_mut().shutdown_write();
         first = read_response(&mut conn, false);
     }
     let resp = match first {
@@ -597,6 +669,35 @@ enum Outcome {
 /// (`echo`, or `axum`, whose fallback keeps echo's contract: the same HTTP
 /// layer must guard both) and checks the outcomes against [`DIFFERENT`].
 fn replay_corpus(example: &str, delivery: Delivery) {
+    replay_corpus_over(example, delivery, None);
+}
+
+/// [`replay_corpus`] over TLS: every server also gets `--certfile` and
+/// `--keyfile` (a throwaway PKI, the server certificate for 127.0.0.1) and
+/// each case's bytes go through a rustls connection with ALPN `http/1.1`.
+/// The expectations and [`DIFFERENT`] are the cleartext run's: TLS changes
+/// the transport, never what the HTTP/1.1 parser decides. Skips without
+/// `openssl` (fails under `CI=true`).
+fn replay_corpus_over_tls(example: &str, delivery: Delivery) {
+    let Some(pki) = Pki::new() else { return };
+    replay_corpus_over(example, delivery, Some(&pki));
+}
+
+/// The replay itself; TLS from `pki.server` when `pki` is given.
+fn replay_corpus_over(example: &str, delivery: Delivery, pki: Option<&Pki>) {
+    let transport = match pki {
+        Some(pki) => Transport::tls(&pki.ca.cert),
+        None => Transport::Plain,
+    };
+    let tls_args: Vec<&str> = match pki {
+        Some(pki) => vec![
+            "--certfile",
+            pki.server.cert(),
+            "--keyfile",
+            pki.server.key(),
+        ],
+        None => Vec::new(),
+    };
     let cases = corpus();
     assert_eq!(cases.len(), 145, "the corpus README promises 145 cases");
     for (listed, _) in DIFFERENT {
@@ -620,6 +721,7 @@ fn replay_corpus(example: &str, delivery: Delivery) {
     let outcomes = Mutex::new(outcomes);
     for (flags, indices) in &groups {
         let mut args = vec!["--bind", "127.0.0.1:0"];
+        args.extend(&tls_args);
         args.extend(flags.iter().map(String::as_str));
         let server = Server::start(example, &args);
         let addr = server.addr();
@@ -631,7 +733,7 @@ fn replay_corpus(example: &str, delivery: Delivery) {
                         return;
                     };
                     let case = &cases[i];
-                    let outcome = match replay(addr, case, delivery, seed) {
+                    let outcome = match replay(&transport, addr, case, delivery, seed) {
                         Ok(()) => Outcome::Pass {
                             valid: Expectation::of(case).is_valid(),
                         },
@@ -675,8 +777,9 @@ fn replay_corpus(example: &str, delivery: Delivery) {
         }
     }
     let summary = format!(
-        "corpus ({example}, {delivery:?}, seed {seed}): {valid_pass} valid pass, {invalid_pass} invalid pass, \
-         {different} deliberately different"
+        "corpus ({example}, {}, {delivery:?}, seed {seed}): {valid_pass} valid pass, {invalid_pass} invalid pass, \
+         {different} deliberately different",
+        transport.name()
     );
     println!("{summary}");
     for note in &notes {
@@ -728,6 +831,26 @@ fn conformance_corpus_random_splits() {
 #[test]
 fn axum_conformance_corpus_random_splits() {
     replay_corpus("axum", Delivery::RandomSplits);
+}
+
+#[test]
+fn conformance_corpus_whole_over_tls() {
+    replay_corpus_over_tls("echo", Delivery::Whole);
+}
+
+#[test]
+fn conformance_corpus_one_byte_at_a_time_over_tls() {
+    replay_corpus_over_tls("echo", Delivery::ByteByByte);
+}
+
+#[test]
+fn conformance_corpus_line_by_line_over_tls() {
+    replay_corpus_over_tls("echo", Delivery::Lines);
+}
+
+#[test]
+fn conformance_corpus_random_splits_over_tls() {
+    replay_corpus_over_tls("echo", Delivery::RandomSplits);
 }
 
 #[test]

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+use rustls::pki_types::pem::PemObject;
 
 /// How long a server may take to print its `Listening at:` lines. Generous:
 /// a debug build on a loaded 2-core CI machine starts slowly, and a server
@@ -888,6 +889,162 @@ impl<R: Send + 'static> ClientThreads<R> {
             .into_iter()
             .map(|h| h.join().expect("client thread"))
             .collect()
+    }
+}
+
+/// How a raw-bytes test reaches the server: cleartext TCP, or TLS over TCP
+/// (rustls, trusting one test CA, offering ALPN `http/1.1` only, so the
+/// same HTTP/1.1 bytes are read by the same parser behind the handshake).
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+impl Transport {
+    /// TLS trusting the CA certificate(s) in the PEM file `ca`.
+    pub fn tls(ca: &Path) -> Transport {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", ca.display()))
+        {
+            roots.add(cert.expect("a PEM certificate")).expect("a CA");
+        }
+        // The ring provider explicitly: the process default is not decided
+        // by feature unification in a test binary.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Transport::Tls(Arc::new(config))
+    }
+
+    /// `plain` or `tls`, for test output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Plain => "plain",
+            Transport::Tls(_) => "tls",
+        }
+    }
+
+    /// A connection to `addr` with `read_timeout` (writes: [`IO_TIMEOUT`]);
+    /// over TLS the handshake is done here, and ALPN must have chosen
+    /// `http/1.1`.
+    pub fn connect(&self, addr: SocketAddr, read_timeout: Duration) -> io::Result<Wire> {
+        self.connect_after(addr, read_timeout, &[])
+    }
+
+    /// [`Transport::connect`], writing `preamble` on the TCP stream first,
+    /// in cleartext whatever the transport: a PROXY header comes before the
+    /// TLS handshake, as a load balancer sends it.
+    pub fn connect_after(
+        &self,
+        addr: SocketAddr,
+        read_timeout: Duration,
+        preamble: &[u8],
+    ) -> io::Result<Wire> {
+        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(read_timeout))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        if !preamble.is_empty() {
+            stream.write_all(preamble)?;
+        }
+        match self {
+            Transport::Plain => Ok(Wire::Plain(stream)),
+            Transport::Tls(config) => {
+                let name = rustls::pki_types::ServerName::from(addr.ip());
+                let mut conn = rustls::ClientConnection::new(Arc::clone(config), name)
+                    .map_err(io::Error::other)?;
+                while conn.is_handshaking() {
+                    conn.complete_io(&mut stream)?;
+                }
+                let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+                if alpn.as_deref() != Some(b"http/1.1") {
+                    return Err(io::Error::other(format!(
+                        "ALPN chose {:?}, want http/1.1",
+                        alpn.map(|a| String::from_utf8_lossy(&a).into_owned())
+                    )));
+                }
+                Ok(Wire::Tls(Box::new(rustls::StreamOwned::new(conn, stream))))
+            }
+        }
+    }
+}
+
+/// One connection made by a [`Transport`]: the bytes read and written are
+/// HTTP's whichever it is.
+pub enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => &s.sock,
+        }
+    }
+
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        self.tcp().set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    /// Ends the client's stream: over TLS a close_notify first, so the
+    /// server reads a clean end of the stream (as a FIN in cleartext)
+    /// rather than a truncation.
+    pub fn shutdown_write(&mut self) {
+        if let Wire::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        let _ = self.tcp().shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let s = match self {
+            Wire::Plain(s) => return s.read(buf),
+            Wire::Tls(s) => s,
+        };
+        // Not `StreamOwned::read`: it first retries sending what a failed
+        // write left queued, so after the server closes on purpose (and a
+        // write of bytes it never reads fails) every read would fail too.
+        // In cleartext the failed bytes are just lost, and reads go on.
+        loop {
+            match s.conn.reader().read(buf) {
+                // Plaintext, or 0 after the server's close_notify; an
+                // `UnexpectedEof` when it closed without one.
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            s.conn.read_tls(&mut s.sock)?;
+            s.conn
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
     }
 }
 

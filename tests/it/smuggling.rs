@@ -14,6 +14,10 @@
 //! that holds whatever the proxy in front did (RFC 9112 sections 6.1, 6.3
 //! and 11.2).
 //!
+//! The TLS run sends the same bytes through rustls (ALPN `http/1.1`) to the
+//! echo serving TLS, and asserts the same: framing is HTTP/1.1's whatever
+//! carries it.
+//!
 //! A case the server answers differently on purpose is listed in
 //! [`DIFFERENT`] with the reason; it still runs, and a listed case that is
 //! refused cleanly fails the test (the list must stay true).
@@ -26,8 +30,9 @@ use std::thread;
 use std::time::Duration;
 
 use crate::harness::{
-    echo_headers, is_close, is_timeout, read_response, request, Server, IO_TIMEOUT,
+    echo_headers, is_close, is_timeout, read_response, Server, Transport, IO_TIMEOUT,
 };
+use crate::tls::Pki;
 
 /// How long the server may take to answer or close.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -367,13 +372,11 @@ fn cases() -> Vec<Case> {
 }
 
 /// What one case got, or why it failed.
-fn check(addr: SocketAddr, case: &Case) -> Result<(), String> {
-    let stream =
-        TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut conn = BufReader::new(stream);
+fn check(transport: &Transport, addr: SocketAddr, case: &Case) -> Result<(), String> {
+    let wire = transport
+        .connect(addr, ANSWER_TIMEOUT)
+        .map_err(|e| format!("connect ({}): {e}", transport.name()))?;
+    let mut conn = BufReader::new(wire);
     // The server may refuse before reading everything: a failed write is
     // fine, the answers decide.
     let mut bytes = case.bytes.clone();
@@ -434,11 +437,16 @@ fn describe(resp: &crate::harness::Response) -> String {
 
 /// A fresh connection sees exactly its own request: the same method, path,
 /// fields and an empty body.
-fn check_no_residue(addr: SocketAddr) -> Result<(), String> {
-    let resp = request(
-        addr,
-        "GET /fresh?q=1 HTTP/1.1\r\nHost: fresh\r\nConnection: close\r\n\r\n",
-    );
+fn check_no_residue(transport: &Transport, addr: SocketAddr) -> Result<(), String> {
+    let wire = transport
+        .connect(addr, IO_TIMEOUT)
+        .map_err(|e| format!("fresh connection ({}): {e}", transport.name()))?;
+    let mut conn = BufReader::new(wire);
+    conn.get_mut()
+        .write_all(b"GET /fresh?q=1 HTTP/1.1\r\nHost: fresh\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("fresh connection: write: {e}"))?;
+    let resp =
+        read_response(&mut conn, false).map_err(|e| format!("fresh connection: read: {e}"))?;
     if resp.status_line != "HTTP/1.1 200 OK" {
         return Err(format!("fresh connection: {:?}", resp.status_line));
     }
@@ -461,18 +469,43 @@ fn check_no_residue(addr: SocketAddr) -> Result<(), String> {
 
 #[test]
 fn smuggling_and_framing_attacks_are_refused_without_desync() {
-    refuse_every_case("echo");
+    refuse_every_case("echo", None);
+}
+
+/// The same cases, with the same expectations and [`DIFFERENT`], through
+/// rustls (ALPN `http/1.1`) to the echo with `--certfile`/`--keyfile`: TLS
+/// moves the bytes, the same HTTP/1.1 parser decides. Skips without
+/// `openssl` (fails under `CI=true`).
+#[test]
+fn smuggling_and_framing_attacks_over_tls_are_refused_without_desync() {
+    let Some(pki) = Pki::new() else { return };
+    refuse_every_case("echo", Some(&pki));
 }
 
 /// The axum example through the tower adapter: the same HTTP layer guards
 /// it, so the same cases must be refused the same way.
 #[test]
 fn axum_smuggling_and_framing_attacks_are_refused_without_desync() {
-    refuse_every_case("axum");
+    refuse_every_case("axum", None);
 }
 
-fn refuse_every_case(example: &str) {
-    let server = Server::example(example, &[]);
+/// Every case against `example`, over TLS from `pki.server` when given.
+fn refuse_every_case(example: &str, pki: Option<&Pki>) {
+    let (transport, server) = match pki {
+        Some(pki) => (
+            Transport::tls(&pki.ca.cert),
+            Server::example(
+                example,
+                &[
+                    "--certfile",
+                    pki.server.cert(),
+                    "--keyfile",
+                    pki.server.key(),
+                ],
+            ),
+        ),
+        None => (Transport::Plain, Server::example(example, &[])),
+    };
     let addr = server.addr();
     let cases = cases();
     for (listed, _) in DIFFERENT {
@@ -492,7 +525,8 @@ fn refuse_every_case(example: &str) {
                 let Some(case) = cases.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     return;
                 };
-                let result = check(addr, case).and_then(|()| check_no_residue(addr));
+                let result =
+                    check(&transport, addr, case).and_then(|()| check_no_residue(&transport, addr));
                 let listed = DIFFERENT.iter().find(|(n, _)| *n == case.name);
                 let result = match (result, listed) {
                     (Ok(()), Some(_)) => Err(
@@ -519,15 +553,17 @@ fn refuse_every_case(example: &str) {
     let failures = failures.into_inner().unwrap();
     let different = different.into_inner();
     println!(
-        "smuggling ({example}): {} of {} cases refused without desync, {different} deliberately different",
+        "smuggling ({example}, {}): {} of {} cases refused without desync, {different} deliberately different",
+        transport.name(),
         cases.len() - failures.len() - different,
         cases.len()
     );
     assert!(
         failures.is_empty(),
-        "{} of {} smuggling cases were not refused cleanly:\n{}",
+        "{} of {} smuggling cases were not refused cleanly ({}):\n{}",
         failures.len(),
         cases.len(),
+        transport.name(),
         failures.join("\n")
     );
 }

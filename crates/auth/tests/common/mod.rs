@@ -9,9 +9,10 @@ pub mod django;
 pub mod nginx;
 pub mod postgres;
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -98,8 +99,10 @@ pub fn serve(cmd: &mut Command) -> Server {
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("ferricorn-auth did not print its Listening line in 30 s");
+    // `https://` when the server was given --certfile.
     let addr = url
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .parse()
         .unwrap_or_else(|e| panic!("listening address {url:?}: {e}"));
     Server { proc, addr, log }
@@ -179,4 +182,124 @@ pub fn jti() -> String {
         now() as u64 ^ u64::from(std::process::id()) << 32,
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A self-signed certificate for `127.0.0.1` and `localhost` (ECDSA P-256,
+/// not a CA, so it is both the server's certificate and the client's one
+/// trust anchor) and its key, made with `openssl` in `dir`: (cert, key).
+/// `None` when `openssl` is missing, after reporting the skip (a failure
+/// under `CI=true`, so CI cannot pass by skipping).
+pub fn self_signed_cert(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    if Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        let why = "openssl is not installed (Debian: `apt-get install openssl`)";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and this test cannot run: {why}"
+        );
+        eprintln!("skipping a TLS test: {why}");
+        return None;
+    }
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    run(
+        "openssl req -x509",
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec"])
+            .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "2", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        "",
+    );
+    Some((cert, key))
+}
+
+/// A rustls client trusting the certificates of the PEM file `ca`, offering
+/// `alpn` (ring as the provider, explicitly: a test binary's features do
+/// not settle the process default).
+pub fn tls_client(ca: &Path, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", ca.display()))
+    {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a trust anchor");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// Over TLS with `config` to `addr`: the handshake (ALPN must choose
+/// `http/1.1` when offered), then `raw` written, then everything read until
+/// the server closes. A failed write is not an error by itself (a server
+/// may answer before reading the whole body), as in cleartext.
+pub fn tls_roundtrip(
+    config: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    raw: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut sock = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    sock.set_write_timeout(Some(timeout)).unwrap();
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let mut conn =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    if config.alpn_protocols.iter().any(|p| p == b"http/1.1")
+        && conn.alpn_protocol() != Some(b"http/1.1")
+    {
+        return Err(format!(
+            "ALPN chose {:?}, want http/1.1",
+            conn.alpn_protocol().map(String::from_utf8_lossy)
+        ));
+    }
+    let _ = rustls::Stream::new(&mut conn, &mut sock).write_all(raw);
+    // Reads by hand rather than through `rustls::Stream`, which first
+    // retries what a failed write left queued and would fail every read.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match conn.reader().read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // Closed without close_notify: the end, as a FIN in cleartext.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(buf),
+            Err(e) => return Err(format!("reading the answer: {e}")),
+        }
+        match conn.read_tls(&mut sock) {
+            Ok(_) => {}
+            Err(e) if !buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Ok(buf)
+            }
+            Err(e) => return Err(format!("reading the answer: {e}")),
+        }
+        conn.process_new_packets()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+    }
 }

@@ -393,3 +393,19 @@ fn status_prints_the_workers_and_the_answers() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(gone.stderr.contains("--metrics-bind"), "{}", gone.stderr);
 }
+
+/// A head hyper refuses itself (a field line without a colon: its own 400,
+/// the service never sees it) counts as a refusal too.
+#[test]
+fn refusals_hyper_answers_itself_are_counted() {
+    let server = Server::echo(&["-w", "1", "--metrics-bind", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&server);
+    let bad = "ferricorn_http_rejected_total{reason=\"bad_request\"}";
+    let before = value(metrics, bad);
+    let answer = request(
+        server.addr(),
+        "GET / HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n",
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(wait_value(metrics, bad, before + 1.0), before + 1.0);
+}

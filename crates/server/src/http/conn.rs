@@ -519,6 +519,16 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 fn log_end(result: &Result<(), hyper::Error>, peer: &str) {
+    // A head hyper refused itself (it answered 400, or 431 for one too
+    // large): refused before the application, like the heads our own
+    // checks refuse in the service.
+    if let Err(e) = result {
+        if e.is_parse_too_large() {
+            crate::metrics::server().rejected(crate::metrics::Rejection::HeaderFieldsTooLarge);
+        } else if e.is_parse() {
+            crate::metrics::server().rejected(crate::metrics::Rejection::BadRequest);
+        }
+    }
     match (ConnectionEnd::classify(result), result) {
         (ConnectionEnd::Clean, _) | (_, Ok(())) => {}
         (ConnectionEnd::Client, Err(e)) => {

@@ -146,8 +146,24 @@ impl Fleet {
         self.live.iter()
     }
 
-    /// Every family: the workers' sums, then the master's own.
+    /// Every family: the workers' sums, then the master's own, then the
+    /// process tree's (which reads `/proc`).
+    #[cfg(test)]
     pub(crate) fn families(&self) -> Vec<Family> {
+        let mut out = self.fleet_families();
+        out.extend(process_families(&self.pids()));
+        out
+    }
+
+    /// The live workers' pids.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.live.keys().copied().collect()
+    }
+
+    /// The workers' sums and the master's own families: what the fleet
+    /// holds, so a scrape copies it under the fleet's lock and reads
+    /// `/proc` ([`process_families`]) after letting go of it.
+    pub(crate) fn fleet_families(&self) -> Vec<Family> {
         let mut out = Vec::new();
         add(&mut out, &self.retired, false);
         for w in self.live.values() {
@@ -213,22 +229,28 @@ impl Fleet {
                 counts: Vec::new(),
             }],
         });
-        let pids: Vec<u32> = self.live.keys().copied().collect();
-        let (rss, cpu) = process_tree(&pids);
-        out.push(plain(
+        out
+    }
+}
+
+/// The memory and CPU of the master and its live workers `pids`, read from
+/// `/proc` (outside the fleet's lock).
+pub(crate) fn process_families(pids: &[u32]) -> [Family; 2] {
+    let (rss, cpu) = process_tree(pids);
+    [
+        Family::single(
             "ferricorn_process_resident_memory_bytes",
             "Resident memory of the master and its live workers.",
             Kind::Gauge,
             rss as f64,
-        ));
-        out.push(plain(
+        ),
+        Family::single(
             "ferricorn_process_cpu_seconds_total",
             "CPU time of the master and of every worker it ever had.",
             Kind::Counter,
             cpu,
-        ));
-        out
-    }
+        ),
+    ]
 }
 
 /// `/proc/PID/stat`'s utime, stime, cutime and cstime, in seconds.

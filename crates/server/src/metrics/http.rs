@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::exposition;
-use super::fleet::Fleet;
+use super::fleet::{self, Fleet};
+use super::Family;
 use crate::config::BindAddr;
 use crate::{logging, sys};
 
@@ -230,7 +231,7 @@ fn answer(conn: &mut dyn Conn, fleet: &Mutex<Fleet>) -> io::Result<()> {
         .join(",");
     match path.split('?').next().unwrap_or("") {
         "/metrics" => {
-            let families = fleet.lock().unwrap_or_else(|p| p.into_inner()).families();
+            let families = families(fleet);
             let om = exposition::wants_openmetrics(&accept);
             let body = exposition::render(&families, om);
             let ct = if om {
@@ -241,7 +242,7 @@ fn answer(conn: &mut dyn Conn, fleet: &Mutex<Fleet>) -> io::Result<()> {
             respond(conn, "200 OK", ct, body.as_bytes(), head_only)
         }
         "/status" => {
-            let body = status_json(&fleet.lock().unwrap_or_else(|p| p.into_inner()));
+            let body = status_json(fleet);
             respond(
                 conn,
                 "200 OK",
@@ -260,29 +261,49 @@ fn answer(conn: &mut dyn Conn, fleet: &Mutex<Fleet>) -> io::Result<()> {
     }
 }
 
+/// Every family: copied under the fleet's lock (the master's control loop
+/// takes it for each worker's report), `/proc` read after.
+fn families(fleet: &Mutex<Fleet>) -> Vec<Family> {
+    let (mut families, pids) = {
+        let fleet = fleet.lock().unwrap_or_else(|p| p.into_inner());
+        (fleet.fleet_families(), fleet.pids())
+    };
+    families.extend(fleet::process_families(&pids));
+    families
+}
+
 /// The workers and the sums, for `--status`.
-fn status_json(fleet: &Fleet) -> String {
+fn status_json(fleet: &Mutex<Fleet>) -> String {
     use serde_json::json;
-    let workers: Vec<_> = fleet
-        .live()
-        .map(|(pid, w)| {
-            let value = |name: &str| -> f64 {
-                w.snapshot
-                    .families
-                    .iter()
-                    .find(|f| f.name == name)
-                    .map_or(0.0, |f| f.series.iter().map(|s| s.value).sum())
-            };
-            json!({
-                "pid": pid,
-                "id": w.id,
-                "age_seconds": w.started.elapsed().as_secs_f64(),
-                "requests": value("ferricorn_http_requests_total"),
-                "in_flight": value("ferricorn_http_requests_in_flight"),
-                "rss_bytes": sys::rss_bytes(*pid).unwrap_or(0),
+    let workers: Vec<_> = {
+        let fleet = fleet.lock().unwrap_or_else(|p| p.into_inner());
+        fleet
+            .live()
+            .map(|(pid, w)| {
+                let value = |name: &str| -> f64 {
+                    w.snapshot
+                        .families
+                        .iter()
+                        .find(|f| f.name == name)
+                        .map_or(0.0, |f| f.series.iter().map(|s| s.value).sum())
+                };
+                json!({
+                    "pid": pid,
+                    "id": w.id,
+                    "age_seconds": w.started.elapsed().as_secs_f64(),
+                    "requests": value("ferricorn_http_requests_total"),
+                    "in_flight": value("ferricorn_http_requests_in_flight"),
+                })
             })
+            .collect()
+    };
+    let workers: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| {
+            let pid = w["pid"].as_u64().unwrap_or(0) as u32;
+            w["rss_bytes"] = json!(sys::rss_bytes(pid).unwrap_or(0));
+            w
         })
         .collect();
-    let families = fleet.families();
-    json!({ "workers": workers, "families": families }).to_string()
+    json!({ "workers": workers, "families": families(fleet) }).to_string()
 }

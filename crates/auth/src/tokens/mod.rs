@@ -337,19 +337,18 @@ impl Keys {
         let alg = settings.algorithm;
         let encoding = match alg {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                let keys = Keys::with(
-                    settings,
-                    None,
-                    vec![VerifyingKey {
-                        kid: None,
-                        key: DecodingKey::from_secret(signing_key.as_bytes()),
-                    }],
+                let verifying = vec![VerifyingKey {
+                    kid: None,
+                    key: DecodingKey::from_secret(signing_key.as_bytes()),
+                }];
+                let encoding = EncodingKey::from_secret(signing_key.as_bytes());
+                return Ok(Keys::with(
+                    alg,
+                    Some(encoding),
+                    verifying,
                     signing_key,
-                )?;
-                return Ok(Keys {
-                    encoding: Some(EncodingKey::from_secret(signing_key.as_bytes())),
-                    ..keys
-                });
+                    None,
+                ));
             }
             Algorithm::ES256 | Algorithm::ES384 => {
                 EncodingKey::from_ec_pem(signing_key.as_bytes())?
@@ -372,33 +371,45 @@ impl Keys {
         if settings.is_hmac() {
             return None;
         }
+        let alg = settings.algorithm;
         let pems = std::iter::once(settings.verifying_key.as_deref().unwrap_or(""))
             .chain(settings.verifying_keys.iter().map(String::as_str));
-        let verifying = pems
-            .map(|pem| {
-                let kid = if settings.names_keys() {
-                    let jwk = jwk::Jwk::from_public_pem(settings.algorithm, pem)
-                        .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-                    Some(jwk.kid)
-                } else {
-                    None
-                };
-                Ok(VerifyingKey {
-                    kid,
-                    key: decoding_key(settings.algorithm, pem)?,
-                })
-            })
-            .collect::<Result<Vec<_>, jsonwebtoken::errors::Error>>();
-        Some(verifying.and_then(|v| Keys::with(settings, None, v, "")))
+        // Each key is read once: for verifying, and as a JWK for its `kid`
+        // and the published set.
+        let mut verifying = Vec::new();
+        let mut set = Vec::new();
+        for pem in pems {
+            let jwk = if settings.names_keys() {
+                match jwk::Jwk::from_public_pem(alg, pem) {
+                    Ok(jwk) => Some(jwk),
+                    Err(_) => {
+                        return Some(Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()))
+                    }
+                }
+            } else {
+                None
+            };
+            let key = match decoding_key(alg, pem) {
+                Ok(key) => key,
+                Err(e) => return Some(Err(e)),
+            };
+            verifying.push(VerifyingKey {
+                kid: jwk.as_ref().map(|j| j.kid.clone()),
+                key,
+            });
+            set.extend(jwk);
+        }
+        let jwks = settings.jwks.then(|| jwk::key_set(&set));
+        Some(Ok(Keys::with(alg, None, verifying, "", jwks)))
     }
 
     fn with(
-        settings: &Settings,
+        alg: Algorithm,
         encoding: Option<EncodingKey>,
         verifying: Vec<VerifyingKey>,
         secret: &str,
-    ) -> Result<Keys, jsonwebtoken::errors::Error> {
-        let alg = settings.algorithm;
+        jwks: Option<String>,
+    ) -> Keys {
         // PyJWT sorts header keys: {"alg":...,"kid":...,"typ":"JWT"}.
         let header = match verifying.first().and_then(|k| k.kid.as_deref()) {
             Some(kid) => format!(
@@ -407,25 +418,14 @@ impl Keys {
             ),
             None => format!("{{\"alg\":\"{}\",\"typ\":\"JWT\"}}", algorithm_name(alg)),
         };
-        let jwks = if settings.jwks && !settings.is_hmac() {
-            let pems = std::iter::once(settings.verifying_key.as_deref().unwrap_or(""))
-                .chain(settings.verifying_keys.iter().map(String::as_str));
-            let set = pems
-                .map(|pem| jwk::Jwk::from_public_pem(alg, pem))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-            Some(jwk::key_set(&set))
-        } else {
-            None
-        };
-        Ok(Keys {
+        Keys {
             alg,
             encoding,
             verifying,
             mac: Mac::new(alg, secret.as_bytes()),
             header_segment: URL_SAFE_NO_PAD.encode(header),
             jwks,
-        })
+        }
     }
 
     /// The JWK Set document of the verifying keys, when `jwks` publishes
